@@ -1,0 +1,82 @@
+/*
+ * jscan.h — strict JSON validation and top-level member lookup without a tree.
+ *
+ * DESIGN
+ * The request path must not pay for a full parse of a 36 KB body when all it
+ * needs is `model`, `stream` and a few small fields, and it must not
+ * re-serialise the body to change `model`. cg_jscan validates a whole
+ * document against RFC 8259 (UTF-8 included) with a depth limit, and records
+ * where each top-level member's key and value sit in the original bytes. Edits
+ * (set, delete) are then applied by copying the untouched spans around them.
+ */
+#ifndef CG_JSCAN_H
+#define CG_JSCAN_H
+
+#include "common/cg.h"
+
+typedef enum {
+    CG_JNONE = 0, /* absent */
+    CG_JNULL,
+    CG_JFALSE,
+    CG_JTRUE,
+    CG_JNUMBER,
+    CG_JSTRING,
+    CG_JARRAY,
+    CG_JOBJECT,
+} cg_jtype_t;
+
+typedef struct cg_jmember {
+    size_t key_off, key_len; /* the key's raw bytes between its quotes */
+    size_t val_off, val_len; /* the value's raw bytes (strings with their quotes) */
+    size_t mem_off, mem_len; /* the whole member: key through value */
+    cg_jtype_t type;
+} cg_jmember_t;
+
+#define CG_JSCAN_MAX_MEMBERS 128
+
+typedef struct cg_jscan {
+    const char *src;
+    size_t len;
+    size_t obj_open, obj_close; /* offsets of the top-level '{' and '}' */
+    cg_jmember_t members[CG_JSCAN_MAX_MEMBERS];
+    size_t n_members;
+    bool truncated; /* more top-level members than recorded (still validated) */
+} cg_jscan_t;
+
+typedef struct cg_jerr {
+    size_t offset;   /* byte offset of the problem */
+    char msg[96];    /* "expected ':' after object key" ... */
+} cg_jerr_t;
+
+/* Validate src[0..len) as one JSON value that must be an object (surrounding
+ * whitespace allowed) nested at most max_depth deep, and record its top-level
+ * members. 0, or CG_EINVAL with err filled. src must outlive js. */
+int cg_jscan_object(cg_jscan_t *js, const char *src, size_t len, int max_depth, cg_jerr_t *err);
+
+/* Validate any JSON value (for nested parts or upstream bodies). */
+int cg_jscan_validate(const char *src, size_t len, int max_depth, cg_jerr_t *err);
+
+/* The last top-level member whose decoded key equals key, or NULL. */
+const cg_jmember_t *cg_jscan_get(const cg_jscan_t *js, const char *key);
+
+/* Decode a JSON string value (the span including its quotes) into out
+ * (appended, NUL-terminated). 0, or CG_EINVAL if m is not a string. */
+int cg_jscan_string(const cg_jscan_t *js, const cg_jmember_t *m, cg_buf_t *out);
+
+/* Append s as a JSON string literal (with quotes, escaped) to out. */
+void cg_json_quote(cg_buf_t *out, const char *s, size_t len);
+
+/* Edits of top-level members, applied in one copy of the body. */
+typedef struct cg_jedit {
+    const char *key; /* not copied: must outlive the edit list */
+    const char *raw; /* new raw JSON value, or NULL to delete the member */
+    size_t raw_len;
+} cg_jedit_t;
+
+/* Write js's document with edits applied to out: each key present is
+ * replaced (every occurrence of a duplicate key) or deleted; a key absent is
+ * appended as a new member (deletes of absent keys do nothing). Untouched
+ * bytes are copied verbatim. */
+void cg_jscan_apply(const cg_jscan_t *js, const cg_jedit_t *edits, size_t n, cg_buf_t *out);
+
+#endif
