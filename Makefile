@@ -34,12 +34,12 @@ CFLAGS  := $(CFLAGS_BASE) $(OPT) $(SANFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := -pthread $(SANFLAGS)
 LDLIBS  := $(PKG_LIBS) -lm
 
-SRC_DIRS := common mailbox actors config proto http store cli
+SRC_DIRS ?= common mailbox actors config proto http store cli
 LIB_SRCS := $(filter-out cli/main.c,$(wildcard $(addsuffix /*.c,$(SRC_DIRS))))
 LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 LIB      := $(BUILD)/libclawgate.a
 
-TEST_SRCS  := $(wildcard tests/*/test_*.c)
+TEST_SRCS  := $(wildcard $(patsubst %,tests/%/test_*.c,$(SRC_DIRS)))
 TEST_BINS  := $(patsubst %.c,$(BUILD)/%,$(TEST_SRCS))
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst %.c,$(BUILD)/%,$(BENCH_SRCS))
