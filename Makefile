@@ -44,7 +44,7 @@ TEST_BINS  := $(patsubst %.c,$(BUILD)/%,$(TEST_SRCS))
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst %.c,$(BUILD)/%,$(BENCH_SRCS))
 
-.PHONY: all run test deps asan tsan bench fuzz fuzz-smoke format format-check tests-bin clean check-deps
+.PHONY: all run test deps deps-check-quiet asan tsan bench fuzz fuzz-smoke format format-check tests-bin clean check-deps
 
 all: check-deps $(BUILD)/clawgate
 
@@ -76,7 +76,8 @@ tests-bin: check-deps $(BUILD)/clawgate $(TEST_BINS)
 
 -include $(LIB_OBJS:.o=.d) $(BUILD)/obj/cli/main.d $(TEST_BINS:=.d)
 
-run: all
+run: deps-check-quiet
+	$(MAKE) all
 	@mkdir -p var
 	$(BUILD)/clawgate serve --config $${CLAWGATE_CONFIG:-etc/clawgate.json5}
 

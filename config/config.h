@@ -54,10 +54,11 @@ typedef struct cg_provider cg_provider_t;
 
 typedef struct cg_model {
     cg_provider_t *provider;
-    char *id;   /* provider-local id, sent upstream as `model` */
-    char *ref;  /* "provider/id" */
-    char *name; /* display name */
-    cg_api_t api; /* effective: the model's own `api`, else the provider's */
+    char *id;      /* provider-local id, sent upstream as `model` */
+    size_t id_len; /* strlen(id), for cg_config_resolve */
+    char *ref;     /* "provider/id" */
+    char *name;    /* display name */
+    cg_api_t api;  /* effective: the model's own `api`, else the provider's */
     bool reasoning;
     char **input; /* "text", "image" */
     size_t n_input;
@@ -76,11 +77,13 @@ typedef struct cg_model {
 
 struct cg_provider {
     char *name;
-    char *base_url;   /* without trailing '/' */
-    char *api_key;    /* NULL when none; never printed */
-    char *key_source; /* "config", "env:NAME", "none" */
+    size_t name_len;        /* strlen(name), for cg_config_resolve */
+    char *base_url;         /* without trailing '/' */
+    char *base_url_display; /* for people: userinfo and query masked, ${VAR} as written */
+    char *api_key;          /* NULL when none; never printed */
+    char *key_source;       /* "config", "env:NAME", "none" */
     cg_api_t api;
-    char *api_name;   /* as written, for messages about unsupported kinds */
+    char *api_name; /* as written, for messages about unsupported kinds */
     cg_header_t *headers;
     size_t n_headers;
     int timeout_seconds; /* total per request; 0: clawgate.timeouts.requestSeconds */
@@ -92,26 +95,44 @@ struct cg_provider {
 };
 
 typedef struct cg_alias {
-    char *alias; /* as written; matched case-insensitively */
+    char *alias;  /* as written; matched case-insensitively */
+    size_t len;   /* strlen(alias) */
+    bool builtin; /* one of OpenClaw's built-in shorthands (merge mode) */
     cg_model_t *model;
 } cg_alias_t;
 
 /* clawgate's own block; every field has a default. */
 typedef struct cg_settings {
-    char *listen_host;       /* "127.0.0.1" */
-    int listen_port;         /* 8089 */
-    char *store_path;        /* "./var/clawgate.db" */
-    bool store_fail_closed;  /* store.onError "fail" (true, default) or "serve" */
-    int retention_days;      /* 0: keep forever */
-    size_t max_body_bytes;   /* limits.maxBodyBytes, 16 MiB */
-    int max_connections;     /* limits.maxConnections, 10000 */
-    int connect_timeout_ms;  /* timeouts.connectMs, 5000 */
+    char *listen_host;         /* "127.0.0.1" */
+    int listen_port;           /* 8089 */
+    char *store_path;          /* "./var/clawgate.db" */
+    bool store_fail_closed;    /* store.onError "fail" (true, default) or "serve" */
+    int retention_days;        /* 0: keep forever */
+    size_t max_body_bytes;     /* limits.maxBodyBytes, 16 MiB */
+    int max_connections;       /* limits.maxConnections, 10000 */
+    int connect_timeout_ms;    /* timeouts.connectMs, 5000 */
     int first_token_timeout_s; /* timeouts.firstTokenSeconds, 30 */
-    int idle_timeout_s;      /* timeouts.idleSeconds, 60: gap between chunks */
-    int request_timeout_s;   /* timeouts.requestSeconds, 600: total, when the provider has none */
-    int client_timeout_s;    /* timeouts.clientSeconds, 30: slow or stalled clients */
-    char *log_level;         /* "info" */
+    int idle_timeout_s;        /* timeouts.idleSeconds, 60: gap between chunks */
+    int request_timeout_s;     /* timeouts.requestSeconds, 600: total, when the provider has none */
+    int client_timeout_s;      /* timeouts.clientSeconds, 30: slow or stalled clients */
+    char *log_level;           /* "info" */
+    /* health prober (clawgate.health); 0 in any field below means its default */
+    int probe_interval_s; /* health.intervalSeconds, 15; negative: probing off */
+    int probe_timeout_s;  /* health.timeoutSeconds, 5 */
+    /* routing (clawgate.routing) */
+    bool adaptive;         /* routing.policy "adaptive" (true) or "pinned" (default) */
+    double primary_factor; /* routing.primaryFactor, 1.5: primary first unless slower by this */
+    int rerank_s;          /* routing.rerankSeconds, 5 */
+    /* supervision (clawgate.supervisor) */
+    int restart_intensity; /* supervisor.maxRestarts, 5 */
+    int restart_period_s;  /* supervisor.periodSeconds, 30 */
 } cg_settings_t;
+
+/* clawgate.health.keepWarm: { "provider/model": minutes } */
+typedef struct cg_keep_warm {
+    char *ref;
+    int minutes;
+} cg_keep_warm_t;
 
 typedef struct cg_config {
     char *path;
@@ -124,6 +145,8 @@ typedef struct cg_config {
     cg_model_t **fallbacks;
     size_t n_fallbacks;
     cg_settings_t settings;
+    cg_keep_warm_t *keep_warm;
+    size_t n_keep_warm;
 } cg_config_t;
 
 /* A list of messages (errors or notices), each a heap string. */
@@ -149,6 +172,8 @@ int cg_config_load_string(const char *name, const char *text, size_t len,
                           cg_diags_t *notices);
 
 void cg_config_free(cg_config_t *c);
+/* cg_config_free with the signature cg_snap_new wants for its destroy hook. */
+void cg_config_destroy(void *config);
 
 /* Resolve a model ref as OpenClaw does: alias (case-insensitive), then
  * "provider/model" split at the first '/', then a bare id that exactly one

@@ -1,0 +1,1031 @@
+/*
+ * server.c — the HTTP front actor (see server.h for the shape).
+ *
+ * DESIGN
+ * Life of a request on this thread:
+ *   1. MHD calls access_handler first with the headers: a req_t is made and
+ *      routed (method, path, declared Content-Length). Nothing is queued on
+ *      this first call: queuing there loses keep-alive.
+ *   2. Body pieces are appended to req->body, bounded by maxBodyBytes.
+ *   3. The last call (no more upload data) validates the body with the
+ *      tree-less scanner, resolves the model, sends CG_PROV_REQUEST to the
+ *      provider actor and suspends the connection.
+ *   4. Provider messages fill the request (status/body, or SSE bytes) and
+ *      resume it; MHD calls access_handler again and the response is queued.
+ *      The status line leaves only once the first upstream chunk (or the whole
+ *      reply, or the failure) is in, so status and x-clawgate-model are true.
+ *   5. A streamed response is a content-reader callback that hands out the
+ *      buffered SSE bytes and suspends the connection when it runs dry.
+ *   6. MHD's completion callback frees the request; if the provider is
+ *      still working on it, a CG_PROV_CANCEL goes out first.
+ * A suspended MHD connection does not notice its client leaving, so a
+ * one-second sweep peeks at each suspended socket and ends the request of a
+ * client that hung up (which cancels the upstream transfer).
+ */
+#include "http/server.h"
+
+#include "actors/provider.h"
+#include "config/config.h"
+#include "proto/jscan.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define REQ_BUCKETS 4096             /* request-id hash buckets (chained) */
+#define STREAM_BUFFER_CAP (8u << 20) /* SSE bytes held for a slow client */
+#define SWEEP_NS 1000000000ull       /* suspended-connection sweep period */
+#define SHUTDOWN_GRACE_NS (30ull * 1000000000ull)
+#define JSON_MAX_DEPTH 128
+
+typedef enum { ROUTE_NONE, ROUTE_CHAT, ROUTE_MODELS, ROUTE_HEALTH, ROUTE_READY } route_t;
+
+typedef enum {
+    PH_RECEIVING, /* headers or body still arriving */
+    PH_WAITING,   /* sent to a provider, connection suspended, nothing sent */
+    PH_READY,     /* a complete response is ready to queue */
+    PH_STREAM,    /* streaming response ready to queue (or queued) */
+    PH_SENT,      /* response queued */
+} phase_t;
+
+typedef struct front front_t;
+
+typedef struct req {
+    front_t *front;
+    struct MHD_Connection *conn;
+    struct req *hnext;       /* hash chain */
+    struct req *prev, *next; /* all live requests */
+    uint64_t id;
+    char idstr[32];
+    route_t route;
+    phase_t phase;
+    bool suspended;
+    bool too_large;
+    bool inflight; /* the provider still owes a terminal message */
+    bool stream;
+    bool upstream_done;
+    bool client_gone;
+    cg_buf_t body;
+    /* complete response */
+    unsigned status;
+    cg_buf_t resp;
+    const char *ctype;
+    int64_t retry_after_s; /* > 0: a Retry-After header */
+    const char *allow;     /* Allow header for 405 */
+    /* streaming */
+    cg_buf_t out;
+    size_t out_off;
+    /* routing */
+    cg_config_t *cfg; /* snapshot reference held while the request lives */
+    char *model_ref;  /* provider/id that answers */
+    cg_aid_t provider;
+} req_t;
+
+struct front {
+    cg_actor_t *actor;
+    cg_http_args_t args;
+    struct MHD_Daemon *mhd;
+    int mhd_fd;
+    uint64_t kick_timer;
+    uint64_t mhd_timer;
+    uint64_t mhd_deadline_ns;
+    uint64_t sweep_timer;
+    uint64_t grace_timer;
+    uint64_t next_id;
+    uint64_t id_prefix;
+    size_t max_body;
+    int connect_ms, first_token_ms, idle_ms, request_ms;
+    req_t *buckets[REQ_BUCKETS];
+    req_t *live;
+    size_t n_live;
+    bool stopping;
+    cg_jscan_t scan;  /* reused for every body: the actor is single-threaded */
+    cg_jscan_t scan2; /* for nested objects (stream_options) */
+};
+
+static void run_mhd(front_t *f);
+static void kick_cb(cg_actor_t *a, void *ud);
+
+/* ---- request bookkeeping ---- */
+
+static size_t bucket_of(uint64_t id)
+{
+    return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 52) & (REQ_BUCKETS - 1);
+}
+
+static req_t *req_find(front_t *f, uint64_t id)
+{
+    for (req_t *r = f->buckets[bucket_of(id)]; r; r = r->hnext)
+        if (r->id == id)
+            return r;
+    return NULL;
+}
+
+static req_t *req_new(front_t *f, struct MHD_Connection *conn)
+{
+    req_t *r = cg_calloc(1, sizeof *r);
+    r->front = f;
+    r->conn = conn;
+    r->id = ++f->next_id;
+    snprintf(r->idstr, sizeof r->idstr, "req_%012llx%06llx", (unsigned long long)f->id_prefix,
+             (unsigned long long)(r->id & 0xffffff));
+    size_t b = bucket_of(r->id);
+    r->hnext = f->buckets[b];
+    f->buckets[b] = r;
+    r->next = f->live;
+    if (f->live)
+        f->live->prev = r;
+    f->live = r;
+    f->n_live++;
+    return r;
+}
+
+static void req_free(front_t *f, req_t *r)
+{
+    req_t **pp = &f->buckets[bucket_of(r->id)];
+    while (*pp && *pp != r)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = r->hnext;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        f->live = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    f->n_live--;
+    if (r->cfg)
+        cg_snap_release(f->args.config, r->cfg);
+    cg_buf_free(&r->body);
+    cg_buf_free(&r->resp);
+    cg_buf_free(&r->out);
+    cg_free(r->model_ref);
+    cg_free(r);
+    if (f->stopping && f->n_live == 0)
+        cg_actor_exit(f->actor, CG_EXIT_SHUTDOWN, "drained");
+}
+
+static void req_resume(req_t *r)
+{
+    if (r->suspended) {
+        r->suspended = false;
+        MHD_resume_connection(r->conn);
+    }
+    /* MHD processes the resumed connection on its next run: coalesce one run
+     * per loop turn however many requests were resumed in it. */
+    front_t *f = r->front;
+    if (!f->kick_timer)
+        f->kick_timer = cg_actor_timer(f->actor, 0, 0, kick_cb, NULL);
+}
+
+/* ---- responses ---- */
+
+static void set_json_error(req_t *r, unsigned status, const char *type, const char *code,
+                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void error_json(cg_buf_t *b, const char *type, const char *code, const char *msg)
+{
+    cg_buf_puts(b, "{\"error\":{\"message\":");
+    cg_json_quote(b, msg, strlen(msg));
+    cg_buf_puts(b, ",\"type\":");
+    cg_json_quote(b, type, strlen(type));
+    cg_buf_puts(b, ",\"code\":");
+    if (code)
+        cg_json_quote(b, code, strlen(code));
+    else
+        cg_buf_puts(b, "null");
+    cg_buf_puts(b, "}}");
+}
+
+static void set_json_error(req_t *r, unsigned status, const char *type, const char *code,
+                           const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cg_buf_reset(&r->resp);
+    error_json(&r->resp, type, code, msg);
+    r->status = status;
+    r->ctype = "application/json";
+    r->phase = PH_READY;
+}
+
+static void set_body(req_t *r, unsigned status, const char *body, size_t len)
+{
+    cg_buf_reset(&r->resp);
+    cg_buf_append(&r->resp, body, len);
+    r->status = status;
+    r->ctype = "application/json";
+    r->phase = PH_READY;
+}
+
+static void add_common_headers(req_t *r, struct MHD_Response *resp)
+{
+    MHD_add_response_header(resp, "x-request-id", r->idstr);
+    if (r->model_ref && r->provider)
+        MHD_add_response_header(resp, "x-clawgate-model", r->model_ref);
+}
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    CG_UNUSED(pos);
+    req_t *r = cls;
+    if (r->client_gone)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    size_t avail = r->out.len - r->out_off;
+    if (avail) {
+        size_t n = avail < max ? avail : max;
+        memcpy(buf, r->out.data + r->out_off, n);
+        r->out_off += n;
+        if (r->out_off == r->out.len) {
+            cg_buf_reset(&r->out);
+            r->out_off = 0;
+        }
+        return (ssize_t)n;
+    }
+    if (r->upstream_done)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    /* Nothing to send yet: park the connection until the provider sends
+     * more (req_resume), as microhttpd.h prescribes for "no data yet". */
+    if (!r->suspended) {
+        r->suspended = true;
+        MHD_suspend_connection(r->conn);
+    }
+    return 0;
+}
+
+static enum MHD_Result queue_response(req_t *r)
+{
+    struct MHD_Response *resp;
+    unsigned status;
+    if (r->phase == PH_STREAM) {
+        resp =
+            MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, r, NULL);
+        MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+        MHD_add_response_header(resp, "Cache-Control", "no-cache");
+        status = 200;
+    } else {
+        resp = MHD_create_response_from_buffer(r->resp.len, r->resp.data, MHD_RESPMEM_MUST_COPY);
+        MHD_add_response_header(resp, "Content-Type", r->ctype ? r->ctype : "application/json");
+        status = r->status;
+        if (r->retry_after_s > 0) {
+            char ra[32];
+            snprintf(ra, sizeof ra, "%lld", (long long)r->retry_after_s);
+            MHD_add_response_header(resp, "Retry-After", ra);
+        }
+        if (r->allow)
+            MHD_add_response_header(resp, "Allow", r->allow);
+    }
+    if (!resp)
+        return MHD_NO;
+    add_common_headers(r, resp);
+    enum MHD_Result rc = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    r->phase = PH_SENT;
+    return rc;
+}
+
+/* ---- routing ---- */
+
+static route_t route_of(const char *url, const char *method, const char **allow, bool *ok)
+{
+    struct {
+        const char *path;
+        const char *method;
+        route_t route;
+    } table[] = {
+        {"/v1/chat/completions", "POST", ROUTE_CHAT},
+        {"/v1/models", "GET", ROUTE_MODELS},
+        {"/healthz", "GET", ROUTE_HEALTH},
+        {"/readyz", "GET", ROUTE_READY},
+    };
+    for (size_t i = 0; i < CG_ARRAY_LEN(table); i++) {
+        if (strcmp(url, table[i].path) != 0)
+            continue;
+        *allow = table[i].method;
+        *ok = strcmp(method, table[i].method) == 0 ||
+              (strcmp(table[i].method, "GET") == 0 && strcmp(method, "HEAD") == 0);
+        return table[i].route;
+    }
+    *ok = false;
+    return ROUTE_NONE;
+}
+
+static void serve_models(front_t *f, req_t *r)
+{
+    cg_config_t *c = cg_snap_acquire(f->args.config);
+    cg_buf_t *b = &r->resp;
+    cg_buf_reset(b);
+    cg_buf_puts(b, "{\"object\":\"list\",\"data\":[");
+    bool first = true;
+    for (size_t i = 0; c && i < c->n_providers; i++) {
+        const cg_provider_t *p = &c->providers[i];
+        if (!p->available)
+            continue;
+        for (size_t j = 0; j < p->n_models; j++) {
+            cg_buf_puts(b, first ? "{\"id\":" : ",{\"id\":");
+            first = false;
+            cg_json_quote(b, p->models[j].ref, strlen(p->models[j].ref));
+            cg_buf_puts(b, ",\"object\":\"model\",\"created\":0,\"owned_by\":");
+            cg_json_quote(b, p->name, strlen(p->name));
+            cg_buf_puts(b, "}");
+        }
+    }
+    for (size_t i = 0; c && i < c->n_aliases; i++) {
+        const cg_alias_t *al = &c->aliases[i];
+        if (!al->model->provider->available)
+            continue;
+        cg_buf_puts(b, first ? "{\"id\":" : ",{\"id\":");
+        first = false;
+        cg_json_quote(b, al->alias, strlen(al->alias));
+        cg_buf_puts(b, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"clawgate\",\"root\":");
+        cg_json_quote(b, al->model->ref, strlen(al->model->ref));
+        cg_buf_puts(b, "}");
+    }
+    cg_buf_puts(b, "]}");
+    r->status = 200;
+    r->ctype = "application/json";
+    r->phase = PH_READY;
+    if (c)
+        cg_snap_release(f->args.config, c);
+}
+
+static void serve_ready(front_t *f, req_t *r)
+{
+    cg_config_t *c = cg_snap_acquire(f->args.config);
+    size_t usable = 0;
+    for (size_t i = 0; c && i < c->n_providers; i++)
+        if (c->providers[i].available)
+            usable++;
+    if (c && usable > 0) {
+        cg_buf_reset(&r->resp);
+        cg_buf_printf(&r->resp, "{\"status\":\"ready\",\"providers_usable\":%zu}", usable);
+        r->status = 200;
+        r->ctype = "application/json";
+        r->phase = PH_READY;
+    } else {
+        set_json_error(r, 503, "unavailable", "not_ready",
+                       c ? "no usable provider in the config" : "no config loaded");
+    }
+    if (c)
+        cg_snap_release(f->args.config, c);
+}
+
+/* ---- chat completions ---- */
+
+static const char *jtype_name(cg_jtype_t t)
+{
+    switch (t) {
+    case CG_JNULL:
+        return "null";
+    case CG_JFALSE:
+    case CG_JTRUE:
+        return "a boolean";
+    case CG_JNUMBER:
+        return "a number";
+    case CG_JSTRING:
+        return "a string";
+    case CG_JARRAY:
+        return "an array";
+    case CG_JOBJECT:
+        return "an object";
+    default:
+        return "absent";
+    }
+}
+
+static void dispatch_chat(front_t *f, req_t *r)
+{
+    if (r->too_large) {
+        set_json_error(r, 413, "invalid_request_error", "request_too_large",
+                       "request body exceeds the limit of %zu bytes", f->max_body);
+        return;
+    }
+    cg_jerr_t je;
+    cg_jscan_t *js = &f->scan;
+    if (cg_jscan_object(js, r->body.data ? r->body.data : "", r->body.len, JSON_MAX_DEPTH, &je) !=
+        0) {
+        set_json_error(r, 400, "invalid_request_error", "invalid_json",
+                       "request body is not valid JSON: invalid JSON at byte %zu: %s", je.offset,
+                       je.msg);
+        return;
+    }
+    const cg_jmember_t *mm = cg_jscan_get(js, "model");
+    const cg_jmember_t *msgs = cg_jscan_get(js, "messages");
+    const cg_jmember_t *st = cg_jscan_get(js, "stream");
+    const cg_jmember_t *so = cg_jscan_get(js, "stream_options");
+    if (mm && mm->type != CG_JSTRING && mm->type != CG_JNULL) {
+        set_json_error(r, 400, "invalid_request_error", "invalid_type",
+                       "'model' must be a string, got %s", jtype_name(mm->type));
+        return;
+    }
+    if (!msgs) {
+        set_json_error(r, 400, "invalid_request_error", "missing_required_parameter",
+                       "'messages' is required");
+        return;
+    }
+    if (msgs->type != CG_JARRAY) {
+        set_json_error(r, 400, "invalid_request_error", "invalid_type",
+                       "'messages' must be an array, got %s", jtype_name(msgs->type));
+        return;
+    }
+    bool stream = false;
+    if (st && st->type != CG_JNULL) {
+        if (st->type != CG_JTRUE && st->type != CG_JFALSE) {
+            set_json_error(r, 400, "invalid_request_error", "invalid_type",
+                           "'stream' must be a boolean, got %s", jtype_name(st->type));
+            return;
+        }
+        stream = st->type == CG_JTRUE;
+    }
+    bool client_usage = false;
+    if (so && so->type != CG_JNULL) {
+        if (so->type != CG_JOBJECT) {
+            set_json_error(r, 400, "invalid_request_error", "invalid_type",
+                           "'stream_options' must be an object, got %s", jtype_name(so->type));
+            return;
+        }
+        cg_jscan_t *inner = &f->scan2;
+        if (cg_jscan_object(inner, js->src + so->val_off, so->val_len, JSON_MAX_DEPTH, &je) == 0) {
+            const cg_jmember_t *iu = cg_jscan_get(inner, "include_usage");
+            if (iu && iu->type != CG_JTRUE && iu->type != CG_JFALSE && iu->type != CG_JNULL) {
+                set_json_error(r, 400, "invalid_request_error", "invalid_type",
+                               "'stream_options.include_usage' must be a boolean, got %s",
+                               jtype_name(iu->type));
+                return;
+            }
+            client_usage = iu && iu->type == CG_JTRUE;
+        }
+    }
+
+    r->cfg = cg_snap_acquire(f->args.config);
+    if (!r->cfg) {
+        set_json_error(r, 503, "unavailable", "not_ready", "no config loaded");
+        return;
+    }
+    cg_model_t *model;
+    cg_buf_t name = {0};
+    if (mm && mm->type == CG_JSTRING) {
+        cg_jscan_string(js, mm, &name);
+        model = cg_config_resolve(r->cfg, name.data, name.len);
+    } else {
+        model = r->cfg->primary;
+    }
+    if (!model) {
+        set_json_error(r, 404, "invalid_request_error", "model_not_found",
+                       "The model '%s' does not exist or is not configured in clawgate",
+                       name.data ? name.data : "(none)");
+        cg_buf_free(&name);
+        return;
+    }
+    cg_buf_free(&name);
+    r->model_ref = cg_strdup(model->ref);
+    if (!model->provider->available) {
+        set_json_error(r, 503, "upstream_error", "provider_unavailable",
+                       "provider '%s' is unavailable: %s", model->provider->name,
+                       model->provider->unavailable_reason ? model->provider->unavailable_reason
+                                                           : "not usable");
+        return;
+    }
+    cg_routes_t *routes = cg_snap_acquire(f->args.routes);
+    cg_aid_t aid = routes ? cg_routes_lookup(routes, model->provider->name) : CG_AID_NONE;
+    if (routes)
+        cg_snap_release(f->args.routes, routes);
+    if (!aid) {
+        set_json_error(r, 503, "upstream_error", "provider_unavailable",
+                       "provider '%s' is not running", model->provider->name);
+        return;
+    }
+    int total_ms = model->provider->timeout_seconds > 0 ? model->provider->timeout_seconds * 1000
+                                                        : f->request_ms;
+    cg_msg_t *m =
+        cg_msg_pack(CG_PROV_REQUEST, "sbbxiiii", model->ref, (int)stream, (int)client_usage,
+                    (const void *)r->body.data, r->body.len, (int64_t)f->connect_ms,
+                    (int64_t)f->first_token_ms, (int64_t)f->idle_ms, (int64_t)total_ms);
+    m->req_id = r->id;
+    m->sender = m->reply_to = cg_actor_self(f->actor);
+    int rc = cg_actor_send(aid, m);
+    if (rc != CG_OK) {
+        /* A full provider mailbox is back-pressure: tell the client to retry
+         * rather than queue without bound. */
+        cg_msg_free(m);
+        set_json_error(r, 503, "upstream_error", rc == CG_EFULL ? "overloaded" : "unavailable",
+                       "provider '%s' cannot take the request now (%s)", model->provider->name,
+                       cg_strerror(rc));
+        return;
+    }
+    r->provider = aid;
+    r->inflight = true;
+    r->stream = stream;
+    r->phase = PH_WAITING;
+    cg_buf_free(&r->body); /* the provider has its own copy */
+}
+
+/* ---- MHD callbacks ---- */
+
+static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url,
+                                      const char *method, const char *version,
+                                      const char *upload_data, size_t *upload_data_size,
+                                      void **con_cls)
+{
+    CG_UNUSED(version);
+    front_t *f = cls;
+    req_t *r = *con_cls;
+    if (!r) {
+        r = req_new(f, conn);
+        *con_cls = r;
+        const char *allow = NULL;
+        bool ok = false;
+        r->route = route_of(url, method, &allow, &ok);
+        if (r->route == ROUTE_NONE) {
+            set_json_error(r, 404, "invalid_request_error", "not_found", "no such endpoint: %s %s",
+                           method, url);
+        } else if (!ok) {
+            set_json_error(r, 405, "invalid_request_error", "method_not_allowed",
+                           "%s is not allowed on %s (use %s)", method, url, allow);
+            r->allow = allow;
+        } else if (r->route == ROUTE_CHAT) {
+            const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+            if (cl && strtoull(cl, NULL, 10) > f->max_body) {
+                /* Refuse before reading: answering on this first call makes
+                 * MHD close the connection, which is what an oversized upload
+                 * deserves. */
+                r->too_large = true;
+                dispatch_chat(f, r);
+                return queue_response(r);
+            }
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (r->route == ROUTE_CHAT && r->phase == PH_RECEIVING && !r->too_large) {
+            if (r->body.len + *upload_data_size > f->max_body) {
+                r->too_large = true;
+                cg_buf_free(&r->body);
+            } else {
+                cg_buf_append(&r->body, upload_data, *upload_data_size);
+            }
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (r->phase == PH_RECEIVING) {
+        switch (r->route) {
+        case ROUTE_CHAT:
+            dispatch_chat(f, r);
+            break;
+        case ROUTE_MODELS:
+            serve_models(f, r);
+            break;
+        case ROUTE_HEALTH:
+            set_body(r, 200, "{\"status\":\"ok\"}", 15);
+            break;
+        case ROUTE_READY:
+            serve_ready(f, r);
+            break;
+        case ROUTE_NONE:
+            break;
+        }
+    }
+    switch (r->phase) {
+    case PH_READY:
+    case PH_STREAM:
+        return queue_response(r);
+    case PH_WAITING:
+        if (!r->suspended) {
+            r->suspended = true;
+            MHD_suspend_connection(conn);
+        }
+        return MHD_YES;
+    default:
+        return MHD_YES;
+    }
+}
+
+static void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                              enum MHD_RequestTerminationCode toe)
+{
+    CG_UNUSED(conn);
+    CG_UNUSED(toe);
+    front_t *f = cls;
+    req_t *r = *con_cls;
+    if (!r)
+        return;
+    *con_cls = NULL;
+    if (r->inflight && r->provider) {
+        cg_msg_t *m = cg_msg_new(CG_PROV_CANCEL, NULL, 0);
+        m->req_id = r->id;
+        m->sender = m->reply_to = cg_actor_self(f->actor);
+        /* A provider that is gone or full cannot take the cancel; it will
+         * find the owner's request missing on its next message anyway. */
+        if (cg_actor_send(r->provider, m) != CG_OK)
+            cg_msg_free(m);
+    }
+    req_free(f, r);
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    CG_UNUSED(cls);
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    cg_info("http: %s", line);
+}
+
+/* ---- provider replies ---- */
+
+static unsigned status_for_failure(const char *cls, int64_t upstream_status)
+{
+    if (strcmp(cls, "rate_limit") == 0)
+        return 429;
+    if (strcmp(cls, "overloaded") == 0)
+        return 503;
+    if (strcmp(cls, "timeout") == 0)
+        return upstream_status == 0 ? 504 : 502;
+    if (strcmp(cls, "format") == 0)
+        return upstream_status >= 400 && upstream_status < 500 ? (unsigned)upstream_status : 400;
+    if (strcmp(cls, "context_overflow") == 0)
+        return 400;
+    return 502;
+}
+
+static void stream_append_event(req_t *r, const char *data, size_t len)
+{
+    if (r->out.len - r->out_off + len + 8 > STREAM_BUFFER_CAP) {
+        /* The client reads slower than the model writes and has fallen 8 MiB
+         * behind: end it rather than hold unbounded memory. */
+        cg_warn("%s: client too slow, %zu bytes buffered; dropping it", r->idstr,
+                r->out.len - r->out_off);
+        r->client_gone = true;
+        return;
+    }
+    cg_buf_append(&r->out, "data: ", 6);
+    cg_buf_append(&r->out, data, len);
+    cg_buf_append(&r->out, "\n\n", 2);
+}
+
+static void on_provider_msg(front_t *f, cg_msg_t *m)
+{
+    req_t *r = req_find(f, m->req_id);
+    if (!r || !r->inflight) {
+        cg_msg_free(m);
+        return;
+    }
+    cg_msg_view_t v;
+    switch (m->type) {
+    case CG_PROV_HEAD:
+        break;
+    case CG_PROV_CHUNK: {
+        const void *data;
+        size_t len;
+        if (cg_msg_unpack(m, &v, "x", &data, &len) == 0 && r->stream && !r->client_gone) {
+            stream_append_event(r, data, len);
+            if (r->phase == PH_WAITING)
+                r->phase = PH_STREAM;
+            req_resume(r);
+        }
+        cg_msg_view_done(&v);
+        break;
+    }
+    case CG_PROV_DONE: {
+        int64_t status, pt, ct, cached;
+        uint64_t ttft;
+        const void *body;
+        size_t blen;
+        r->inflight = false;
+        if (cg_msg_unpack(m, &v, "ixiiiu", &status, &body, &blen, &pt, &ct, &cached, &ttft) != 0) {
+            cg_msg_view_done(&v);
+            cg_error("%s: malformed DONE from provider", r->idstr);
+            if (r->phase == PH_WAITING)
+                set_json_error(r, 502, "upstream_error", "unknown", "internal protocol error");
+            r->upstream_done = true;
+            req_resume(r);
+            break;
+        }
+        if (r->stream) {
+            if (!r->client_gone)
+                cg_buf_append(&r->out, "data: [DONE]\n\n", 14);
+            r->upstream_done = true;
+            if (r->phase == PH_WAITING)
+                r->phase = PH_STREAM;
+        } else {
+            set_body(r, status >= 200 && status < 300 ? (unsigned)status : 200, body ? body : "",
+                     blen);
+        }
+        cg_msg_view_done(&v);
+        req_resume(r);
+        break;
+    }
+    case CG_PROV_FAIL: {
+        const char *cls, *msg;
+        size_t cls_len, msg_len;
+        int64_t status, retry_ms;
+        int any_output;
+        r->inflight = false;
+        if (cg_msg_unpack(m, &v, "SiSib", &cls, &cls_len, &status, &msg, &msg_len, &retry_ms,
+                          &any_output) != 0) {
+            cls = "unknown";
+            cls_len = 7;
+            msg = "malformed failure report";
+            msg_len = strlen(msg);
+            status = 0;
+            retry_ms = 0;
+        }
+        char klass[32];
+        snprintf(klass, sizeof klass, "%.*s", (int)(cls_len < 31 ? cls_len : 31), cls ? cls : "");
+        cg_buf_t text = {0};
+        cg_buf_printf(&text, "provider %s failed (%s", r->model_ref, klass);
+        if (status)
+            cg_buf_printf(&text, ", upstream status %lld", (long long)status);
+        cg_buf_printf(&text, "): %.*s", (int)(msg_len > 2000 ? 2000 : msg_len), msg ? msg : "");
+        cg_info("%s: %s", r->idstr, text.data);
+        if (r->phase == PH_WAITING) {
+            unsigned st = status_for_failure(klass, status);
+            const char *code =
+                strcmp(klass, "context_overflow") == 0 ? "context_length_exceeded" : klass;
+            set_json_error(r, st, "upstream_error", code, "%s", text.data);
+            if (retry_ms > 0)
+                r->retry_after_s = (retry_ms + 999) / 1000;
+        } else {
+            /* Output already reached the client: end the stream with one
+             * error event in the client's format, never another model's
+             * words spliced in. */
+            cg_buf_t ev = {0};
+            error_json(&ev, "upstream_error", klass, text.data);
+            if (!r->client_gone)
+                stream_append_event(r, ev.data, ev.len);
+            cg_buf_free(&ev);
+        }
+        r->upstream_done = true;
+        cg_buf_free(&text);
+        cg_msg_view_done(&v);
+        req_resume(r);
+        break;
+    }
+    default:
+        break;
+    }
+    cg_msg_free(m);
+}
+
+/* ---- the actor ---- */
+
+static void kick_cb(cg_actor_t *a, void *ud)
+{
+    CG_UNUSED(ud);
+    front_t *f = cg_actor_state(a);
+    f->kick_timer = 0;
+    run_mhd(f);
+}
+
+static void mhd_timer_cb(cg_actor_t *a, void *ud)
+{
+    CG_UNUSED(ud);
+    front_t *f = cg_actor_state(a);
+    f->mhd_timer = 0;
+    f->mhd_deadline_ns = 0;
+    run_mhd(f);
+}
+
+/* Run MHD and keep one timer armed for its next deadline. The timer is only
+ * moved when the deadline comes earlier: a later one just means an early,
+ * harmless wake-up that re-arms. */
+static void run_mhd(front_t *f)
+{
+    if (!f->mhd)
+        return;
+    MHD_run(f->mhd);
+    MHD_UNSIGNED_LONG_LONG ms;
+    if (MHD_get_timeout(f->mhd, &ms) != MHD_YES)
+        return;
+    uint64_t deadline = cg_now_ns() + (uint64_t)ms * 1000000ull;
+    if (ms == 0) {
+        if (!f->kick_timer)
+            f->kick_timer = cg_actor_timer(f->actor, 0, 0, kick_cb, NULL);
+        return;
+    }
+    if (f->mhd_timer && f->mhd_deadline_ns <= deadline + 1000000ull)
+        return;
+    if (f->mhd_timer)
+        cg_actor_timer_cancel(f->actor, f->mhd_timer);
+    f->mhd_deadline_ns = deadline;
+    f->mhd_timer = cg_actor_timer(f->actor, (uint64_t)ms * 1000000ull, 0, mhd_timer_cb, NULL);
+}
+
+static void mhd_fd_cb(cg_actor_t *a, int fd, uint32_t events, void *ud)
+{
+    CG_UNUSED(fd);
+    CG_UNUSED(events);
+    CG_UNUSED(ud);
+    run_mhd(cg_actor_state(a));
+}
+
+/* A suspended connection does not see its client leave. Peek at each one:
+ * a socket that reads EOF or an error belongs to a client that hung up. */
+static void sweep_cb(cg_actor_t *a, void *ud)
+{
+    CG_UNUSED(ud);
+    front_t *f = cg_actor_state(a);
+    bool any = false;
+    for (req_t *r = f->live; r; r = r->next) {
+        if (!r->suspended || r->client_gone)
+            continue;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci)
+            continue;
+        char c;
+        ssize_t n = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            cg_info("%s: client disconnected while waiting; cancelling upstream", r->idstr);
+            r->client_gone = true;
+            if (r->phase == PH_WAITING)
+                set_json_error(r, 499, "invalid_request_error", "client_closed",
+                               "client closed the connection");
+            req_resume(r);
+            any = true;
+        }
+    }
+    if (any)
+        run_mhd(f);
+}
+
+static void grace_cb(cg_actor_t *a, void *ud)
+{
+    CG_UNUSED(ud);
+    front_t *f = cg_actor_state(a);
+    f->grace_timer = 0;
+    cg_warn("http: %zu requests still open after the shutdown grace period; closing them",
+            f->n_live);
+    cg_actor_exit(a, CG_EXIT_SHUTDOWN, "grace period over");
+}
+
+static int front_init(cg_actor_t *a, void *arg)
+{
+    front_t *f = cg_calloc(1, sizeof *f);
+    f->actor = a;
+    f->args = *(cg_http_args_t *)arg;
+    cg_actor_set_state(a, f);
+    f->id_prefix = (uint64_t)cg_wall_ms() & 0xffffffffffffull;
+
+    cg_config_t *c = cg_snap_acquire(f->args.config);
+    if (!c)
+        return CG_EINVAL;
+    const cg_settings_t *s = &c->settings;
+    f->max_body = s->max_body_bytes;
+    f->connect_ms = s->connect_timeout_ms;
+    f->first_token_ms = s->first_token_timeout_s * 1000;
+    f->idle_ms = s->idle_timeout_s * 1000;
+    f->request_ms = s->request_timeout_s * 1000;
+
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    socklen_t sl;
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, s->listen_host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)s->listen_port);
+        sl = sizeof *sin;
+    } else if (inet_pton(AF_INET6, s->listen_host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)s->listen_port);
+        sl = sizeof *sin6;
+        flags |= MHD_USE_IPv6;
+    } else {
+        cg_error("http: listen address '%s' is not an IP address", s->listen_host);
+        cg_snap_release(f->args.config, c);
+        return CG_EINVAL;
+    }
+    CG_UNUSED(sl);
+    f->mhd = MHD_start_daemon(
+        flags, (uint16_t)s->listen_port, NULL, NULL, access_handler, f, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->client_timeout_s,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->max_connections, MHD_OPTION_NOTIFY_COMPLETED,
+        request_completed, f, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, f,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+    if (!f->mhd) {
+        cg_error("http: cannot listen on %s:%d: %s", s->listen_host, s->listen_port,
+                 strerror(errno));
+        cg_snap_release(f->args.config, c);
+        return CG_EIO;
+    }
+    cg_info("http: listening on %s:%d", s->listen_host, s->listen_port);
+    cg_snap_release(f->args.config, c);
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(f->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    f->mhd_fd = di->epoll_fd;
+    if (cg_actor_watch(a, f->mhd_fd, EPOLLIN, mhd_fd_cb, NULL) != 0)
+        return CG_EIO;
+    f->sweep_timer = cg_actor_timer(a, SWEEP_NS, SWEEP_NS, sweep_cb, NULL);
+    run_mhd(f);
+    return 0;
+}
+
+static void front_handle(cg_actor_t *a, cg_msg_t *m)
+{
+    front_t *f = cg_actor_state(a);
+    if (m->type >= CG_PROV_HEAD && m->type <= CG_PROV_FAIL) {
+        on_provider_msg(f, m);
+        return;
+    }
+    cg_msg_free(m);
+}
+
+static void front_stopping(cg_actor_t *a)
+{
+    front_t *f = cg_actor_state(a);
+    f->stopping = true;
+    /* Stop accepting; requests in flight finish (bounded by a grace period). */
+    if (f->mhd) {
+        int lfd = MHD_quiesce_daemon(f->mhd);
+        if (lfd >= 0)
+            close(lfd);
+    }
+    if (f->n_live == 0) {
+        cg_actor_exit(a, CG_EXIT_SHUTDOWN, "drained");
+        return;
+    }
+    cg_info("http: draining %zu requests", f->n_live);
+    f->grace_timer = cg_actor_timer(a, SHUTDOWN_GRACE_NS, 0, grace_cb, NULL);
+}
+
+static void front_cleanup(cg_actor_t *a)
+{
+    front_t *f = cg_actor_state(a);
+    if (!f)
+        return;
+    if (f->mhd) {
+        /* MHD must not be stopped with suspended connections: resume them
+         * all, let MHD take them back, then stop (which completes every
+         * request and so sends the cancels). */
+        for (req_t *r = f->live; r; r = r->next) {
+            r->client_gone = true;
+            if (r->phase == PH_WAITING)
+                set_json_error(r, 503, "unavailable", "shutting_down", "clawgate is shutting down");
+            if (r->suspended) {
+                r->suspended = false;
+                MHD_resume_connection(r->conn);
+            }
+        }
+        MHD_run(f->mhd);
+        f->stopping = false; /* no exit from req_free during teardown */
+        cg_actor_unwatch(a, f->mhd_fd);
+        MHD_stop_daemon(f->mhd);
+        f->mhd = NULL;
+    }
+    while (f->live)
+        req_free(f, f->live);
+    cg_free(f);
+    cg_actor_set_state(a, NULL);
+}
+
+const cg_actor_spec_t cg_http_spec = {
+    .name = "http",
+    .mailbox_cap = 1u << 16,
+    .batch = 256,
+    .init = front_init,
+    .handle = front_handle,
+    .stopping = front_stopping,
+    .cleanup = front_cleanup,
+};
+
+/* ---- routes ---- */
+
+cg_routes_t *cg_routes_new(size_t n)
+{
+    cg_routes_t *r = cg_calloc(1, sizeof *r);
+    r->n = n;
+    r->names = cg_calloc(n ? n : 1, sizeof *r->names);
+    r->aids = cg_calloc(n ? n : 1, sizeof *r->aids);
+    return r;
+}
+
+cg_aid_t cg_routes_lookup(const cg_routes_t *r, const char *provider)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->names[i] && strcmp(r->names[i], provider) == 0)
+            return r->aids[i];
+    return CG_AID_NONE;
+}
+
+void cg_routes_free(void *routes)
+{
+    cg_routes_t *r = routes;
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n; i++)
+        cg_free(r->names[i]);
+    cg_free(r->names);
+    cg_free(r->aids);
+    cg_free(r);
+}

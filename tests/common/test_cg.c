@@ -1,0 +1,84 @@
+/* Unit tests for common/cg.c: byte buffers, strings, clocks, error names. */
+#include "common/cg.h"
+#include "tests/t.h"
+
+static void buf_append_and_grow(void)
+{
+    cg_buf_t b = {0};
+    for (int i = 0; i < 1000; i++)
+        cg_buf_append(&b, "abc", 3);
+    T_EQ_INT(b.len, 3000);
+    T_ASSERT(b.cap > b.len);
+    T_EQ_INT(b.data[b.len], '\0');
+    T_ASSERT(memcmp(b.data + 2997, "abc", 3) == 0);
+    cg_buf_free(&b);
+    T_ASSERT(b.data == NULL && b.len == 0 && b.cap == 0);
+}
+
+static void buf_printf_and_consume(void)
+{
+    cg_buf_t b = {0};
+    cg_buf_printf(&b, "%s-%d", "x", 42);
+    cg_buf_printf(&b, "%0300d", 7); /* longer than any initial capacity */
+    T_EQ_INT(b.len, 4 + 300);
+    T_ASSERT(strncmp(b.data, "x-42000", 7) == 0);
+    cg_buf_consume(&b, 4);
+    T_EQ_INT(b.len, 300);
+    T_EQ_INT(b.data[299], '7');
+    cg_buf_consume(&b, 1000);
+    T_EQ_INT(b.len, 0);
+    T_EQ_STR(b.data, "");
+    cg_buf_free(&b);
+}
+
+static void buf_steal_keeps_nul(void)
+{
+    cg_buf_t b = {0};
+    size_t len = 99;
+    char *empty = cg_buf_steal(&b, &len);
+    T_EQ_INT(len, 0);
+    T_EQ_STR(empty, "");
+    cg_free(empty);
+    cg_buf_append(&b, "a\0b", 3);
+    char *s = cg_buf_steal(&b, &len);
+    T_EQ_INT(len, 3);
+    T_ASSERT(s[1] == '\0' && s[2] == 'b' && s[3] == '\0');
+    T_ASSERT(b.data == NULL);
+    cg_free(s);
+}
+
+static void strings(void)
+{
+    char *a = cg_strndup("hello world", 5);
+    T_EQ_STR(a, "hello");
+    char *b = cg_sprintf("%s/%s", "p", "m");
+    T_EQ_STR(b, "p/m");
+    cg_free(a);
+    cg_free(b);
+}
+
+static void clocks_move_forward(void)
+{
+    uint64_t t0 = cg_now_ns();
+    uint64_t t1 = cg_now_ns();
+    T_ASSERT(t1 >= t0);
+    T_ASSERT(cg_wall_ms() > 1600000000000LL); /* after 2020 */
+}
+
+static void error_names(void)
+{
+    T_EQ_STR(cg_strerror(CG_OK), "ok");
+    T_EQ_STR(cg_strerror(CG_EFULL), "queue full");
+    T_EQ_STR(cg_strerror(-12345), "unknown error");
+}
+
+int main(void)
+{
+    T_RUN(buf_append_and_grow);
+    T_RUN(buf_printf_and_consume);
+    T_RUN(buf_steal_keeps_nul);
+    T_RUN(strings);
+    T_RUN(clocks_move_forward);
+    T_RUN(error_names);
+    T_DONE();
+}
