@@ -909,11 +909,11 @@ static int front_init(cg_actor_t *a, void *arg)
     }
     CG_UNUSED(sl);
     f->mhd = MHD_start_daemon(
-        flags, (uint16_t)s->listen_port, NULL, NULL, access_handler, f, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->client_timeout_s,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->max_connections, MHD_OPTION_NOTIFY_COMPLETED,
-        request_completed, f, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, f,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+        flags, (uint16_t)s->listen_port, NULL, NULL, access_handler, f, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_logger, f, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)s->client_timeout_s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->max_connections,
+        MHD_OPTION_NOTIFY_COMPLETED, request_completed, f, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+        MHD_OPTION_END);
     if (!f->mhd) {
         cg_error("http: cannot listen on %s:%d: %s", s->listen_host, s->listen_port,
                  strerror(errno));
