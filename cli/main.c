@@ -2,17 +2,18 @@
  * main.c — the clawgate command: serve, check-config, help, version.
  *
  * DESIGN
- * `serve` loads the config, publishes it as a snapshot, spawns one provider
- * actor per configured provider and the HTTP front, then waits in the main
- * thread for a signal (SIGTERM/SIGINT: graceful stop) or for the root actor
- * to report that a child it cannot live without (the front) has ended.
+ * `serve` loads the config, publishes it as a snapshot, spawns the
+ * supervisor (which spawns the provider actors and the health prober) and
+ * the HTTP front, then waits in the main thread for a signal (SIGTERM/SIGINT:
+ * graceful stop) or for the supervisor to report that the front ended.
  * Signals are blocked in every thread and read through a signalfd here, so no
  * actor is ever interrupted by one. Shutdown goes front first (stop
- * accepting, drain), then providers, then the root.
+ * accepting, drain), then the supervisor (prober, providers).
  */
 #include "actors/actor.h"
-#include "actors/provider.h"
+#include "actors/health.h"
 #include "actors/snapshot.h"
+#include "actors/supervisor.h"
 #include "config/config.h"
 #include "http/server.h"
 
@@ -31,61 +32,13 @@ static const char usage[] =
     "  serve [--config FILE]     run the gateway (FILE defaults to $CLAWGATE_CONFIG)\n"
     "  check-config FILE         validate a config and print what it resolves to;\n"
     "                            exit 1 with every error as FILE:LINE:COL: key: message\n"
+    "  status [--url URL | --config FILE] [--json]\n"
+    "                            provider states, cooldowns, latency, fallback order\n"
     "  --help, -h                this text\n"
     "  --version                 print the version\n"
     "\n"
     "The config is OpenClaw's JSON5 format (openclaw.json works unchanged); clawgate's\n"
     "own settings live in its top-level `clawgate` block. See docs/config.md.\n";
-
-/* ---- the root actor: parent of every long-lived actor ---- */
-
-typedef struct root {
-    int fatal_fd;        /* eventfd the main thread polls */
-    bool *shutting_down; /* set by main before it stops the children */
-} root_t;
-
-static void root_handle(cg_actor_t *a, cg_msg_t *m)
-{
-    root_t *r = cg_actor_state(a);
-    if (m->type == CG_MSG_EXIT) {
-        cg_msg_view_t v;
-        uint64_t aid;
-        int64_t reason;
-        const char *detail;
-        size_t dlen;
-        if (cg_msg_unpack(m, &v, "uiS", &aid, &reason, &detail, &dlen) == 0) {
-            /* Read with acquire: pairs with main's release store, so a child
-             * that ends because main stopped it is not taken for a failure. */
-            bool stopping = __atomic_load_n(r->shutting_down, __ATOMIC_ACQUIRE);
-            if (!stopping)
-                cg_error("actor %llx ended: %s%s%.*s", (unsigned long long)aid,
-                         cg_exit_reason_name((int)reason), dlen ? ": " : "", (int)dlen,
-                         detail ? detail : "");
-            /* Until the supervisor (with restarts) exists, any child that
-             * ends on its own takes the process down rather than leaving a
-             * gateway that silently lost a provider or its front. */
-            if (!stopping) {
-                uint64_t one = 1;
-                ssize_t w = write(r->fatal_fd, &one, sizeof one);
-                CG_UNUSED(w);
-            }
-        }
-        cg_msg_view_done(&v);
-    }
-    cg_msg_free(m);
-}
-
-static int root_init(cg_actor_t *a, void *arg)
-{
-    cg_actor_set_state(a, arg);
-    return 0;
-}
-
-static const cg_actor_spec_t root_spec = {
-    .name = "root",
-    .init = root_init,
-    .handle = root_handle,
-};
 
 /* ---- config loading shared by serve and check-config ---- */
 
@@ -180,30 +133,29 @@ static int cmd_serve(int argc, char **argv)
 
     size_t n_prov = cfg->n_providers;
     cg_snap_t *config_snap = cg_snap_new(cfg, free_config);
-    bool shutting_down = false;
-    root_t root = {.fatal_fd = fatal_fd, .shutting_down = &shutting_down};
-    cg_aid_t root_aid;
-    if (cg_actor_spawn(&root_spec, &root, CG_AID_NONE, &root_aid) != 0) {
-        fprintf(stderr, "clawgate: cannot start the root actor\n");
+    cg_snap_t *routes_snap = cg_snap_new(NULL, cg_routes_free);
+    cg_snap_t *health_snap = cg_snap_new(NULL, cg_health_free);
+    cg_supervisor_args_t sargs = {
+        .config = config_snap, .routes = routes_snap, .health = health_snap, .fatal_fd = fatal_fd};
+    cg_aid_t sup;
+    if (cg_actor_spawn(&cg_supervisor_spec, &sargs, CG_AID_NONE, &sup) != 0) {
+        fprintf(stderr, "clawgate: cannot start the supervisor\n");
         return 1;
     }
-
-    cg_routes_t *routes = cg_routes_new(n_prov);
-    cg_provider_args_t *pargs = cg_calloc(n_prov ? n_prov : 1, sizeof *pargs);
-    for (size_t i = 0; i < n_prov; i++) {
-        const cg_provider_t *p = &cfg->providers[i];
-        routes->names[i] = cg_strdup(p->name);
-        pargs[i].provider_name = p->name;
-        pargs[i].config = config_snap;
-        if (cg_actor_spawn(&cg_provider_spec, &pargs[i], root_aid, &routes->aids[i]) != 0) {
-            fprintf(stderr, "clawgate: cannot start provider actor '%s'\n", p->name);
-            return 1;
+    /* The front opens the port only once the supervisor has published the
+     * provider routes, so no request ever finds an empty routing table. */
+    for (int i = 0; i < 5000; i++) {
+        void *routes = cg_snap_acquire(routes_snap);
+        if (routes) {
+            cg_snap_release(routes_snap, routes);
+            break;
         }
+        usleep(1000);
     }
-    cg_snap_t *routes_snap = cg_snap_new(routes, cg_routes_free);
-    cg_http_args_t hargs = {.config = config_snap, .routes = routes_snap};
+    cg_http_args_t hargs = {
+        .config = config_snap, .routes = routes_snap, .health = health_snap, .supervisor = sup};
     cg_aid_t front;
-    if (cg_actor_spawn(&cg_http_spec, &hargs, root_aid, &front) != 0) {
+    if (cg_actor_spawn(&cg_http_spec, &hargs, sup, &front) != 0) {
         fprintf(stderr, "clawgate: cannot start the http front\n");
         return 1;
     }
@@ -218,7 +170,7 @@ static int cmd_serve(int argc, char **argv)
             break;
         }
         if (pfd[1].revents & POLLIN) {
-            cg_error("an actor ended unexpectedly; shutting down");
+            cg_error("the http front ended unexpectedly; shutting down");
             exit_code = 1;
             break;
         }
@@ -235,25 +187,47 @@ static int cmd_serve(int argc, char **argv)
         }
     }
 
-    /* Release: the root's acquire load sees this before any EXIT caused by
-     * the stops below. */
-    __atomic_store_n(&shutting_down, true, __ATOMIC_RELEASE);
+    /* Front first: it stops accepting and drains; then the supervisor stops
+     * the prober and the providers. */
     cg_actor_stop(front);
     cg_actor_join(front, NULL);
-    for (size_t i = 0; i < n_prov; i++)
-        cg_actor_stop(routes->aids[i]);
-    for (size_t i = 0; i < n_prov; i++)
-        cg_actor_join(routes->aids[i], NULL);
-    cg_actor_stop(root_aid);
-    cg_actor_join(root_aid, NULL);
+    cg_actor_stop(sup);
+    cg_actor_join(sup, NULL);
     cg_snap_free(routes_snap);
+    cg_snap_free(health_snap);
     cg_snap_free(config_snap);
-    cg_free(pargs);
     curl_global_cleanup();
     close(sfd);
     close(fatal_fd);
     cg_notice("clawgate stopped");
     return exit_code;
+}
+
+/* The base URL of a running gateway: --url, else the listen address of
+ * --config FILE, else the default listen address. Consumes those options. */
+static char *gateway_url(int *argc, char **argv)
+{
+    char *url = NULL;
+    int out = 0;
+    for (int i = 0; i < *argc; i++) {
+        if (strcmp(argv[i], "--url") == 0 && i + 1 < *argc) {
+            cg_free(url);
+            url = cg_strdup(argv[++i]);
+        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < *argc) {
+            cg_config_t *cfg = load_config(argv[++i], false);
+            if (!cfg)
+                exit(1);
+            cg_free(url);
+            const char *h = cfg->settings.listen_host;
+            url = strchr(h, ':') ? cg_sprintf("http://[%s]:%d", h, cfg->settings.listen_port)
+                                 : cg_sprintf("http://%s:%d", h, cfg->settings.listen_port);
+            cg_config_free(cfg);
+        } else {
+            argv[out++] = argv[i];
+        }
+    }
+    *argc = out;
+    return url ? url : cg_strdup("http://127.0.0.1:8089");
 }
 
 int main(int argc, char **argv)
@@ -273,6 +247,16 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve(argc - 2, argv + 2);
+    if (strcmp(cmd, "status") == 0) {
+        int n = argc - 2;
+        char *url = gateway_url(&n, argv + 2);
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            return 1;
+        int rc = cg_status_cli(n, argv + 2, url);
+        curl_global_cleanup();
+        cg_free(url);
+        return rc;
+    }
     if (strcmp(cmd, "check-config") == 0)
         return cmd_check_config(argc - 2, argv + 2);
     fprintf(stderr, "clawgate: unknown command '%s'\n%s", cmd, usage);

@@ -24,7 +24,9 @@
  */
 #include "http/server.h"
 
+#include "actors/health.h"
 #include "actors/provider.h"
+#include "actors/supervisor.h"
 #include "config/config.h"
 #include "proto/jscan.h"
 
@@ -34,6 +36,7 @@
 #include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define REQ_BUCKETS 4096             /* request-id hash buckets (chained) */
@@ -41,8 +44,18 @@
 #define SWEEP_NS 1000000000ull       /* suspended-connection sweep period */
 #define SHUTDOWN_GRACE_NS (30ull * 1000000000ull)
 #define JSON_MAX_DEPTH 128
+#define MAX_PLAN 8             /* attempts per request at most */
+#define ATTEMPT_BITS 4         /* low bits of a message req_id: the attempt */
+#define WATCHDOG_SLACK_MS 5000 /* beyond the provider's own total timeout */
 
-typedef enum { ROUTE_NONE, ROUTE_CHAT, ROUTE_MODELS, ROUTE_HEALTH, ROUTE_READY } route_t;
+typedef enum {
+    ROUTE_NONE,
+    ROUTE_CHAT,
+    ROUTE_MODELS,
+    ROUTE_HEALTH,
+    ROUTE_READY,
+    ROUTE_STATUS,
+} route_t;
 
 typedef enum {
     PH_RECEIVING, /* headers or body still arriving */
@@ -79,10 +92,24 @@ typedef struct req {
     /* streaming */
     cg_buf_t out;
     size_t out_off;
-    /* routing */
-    cg_config_t *cfg; /* snapshot reference held while the request lives */
-    char *model_ref;  /* provider/id that answers */
+    /* routing and failover */
+    cg_config_t *cfg;                 /* snapshot reference held while the request lives */
+    const cg_model_t *plan[MAX_PLAN]; /* point into cfg */
+    size_t n_plan;
+    size_t attempt; /* index into plan of the attempt in flight */
+    const cg_model_t *requested;
+    bool client_usage;
+    bool answered;         /* a provider's reply (or its first chunk) was accepted */
+    const char *model_ref; /* provider/id of the current attempt (in cfg) */
     cg_aid_t provider;
+    uint64_t attempt_t0;      /* monotonic ns */
+    uint64_t watchdog;        /* actor timer id */
+    cg_buf_t attempts;        /* x-clawgate-attempts: "ref;class;status, ..." */
+    cg_buf_t attempts_detail; /* human text for the all-failed error */
+    size_t n_attempts;
+    const char *last_class;
+    int64_t last_status;
+    int64_t last_retry_ms;
 } req_t;
 
 struct front {
@@ -99,6 +126,7 @@ struct front {
     uint64_t id_prefix;
     size_t max_body;
     int connect_ms, first_token_ms, idle_ms, request_ms;
+    cg_aid_t supervisor;
     req_t *buckets[REQ_BUCKETS];
     req_t *live;
     size_t n_live;
@@ -158,12 +186,15 @@ static void req_free(front_t *f, req_t *r)
     if (r->next)
         r->next->prev = r->prev;
     f->n_live--;
+    if (r->watchdog)
+        cg_actor_timer_cancel(f->actor, r->watchdog);
     if (r->cfg)
         cg_snap_release(f->args.config, r->cfg);
+    cg_buf_free(&r->attempts);
+    cg_buf_free(&r->attempts_detail);
     cg_buf_free(&r->body);
     cg_buf_free(&r->resp);
     cg_buf_free(&r->out);
-    cg_free(r->model_ref);
     cg_free(r);
     if (f->stopping && f->n_live == 0)
         cg_actor_exit(f->actor, CG_EXIT_SHUTDOWN, "drained");
@@ -228,8 +259,10 @@ static void set_body(req_t *r, unsigned status, const char *body, size_t len)
 static void add_common_headers(req_t *r, struct MHD_Response *resp)
 {
     MHD_add_response_header(resp, "x-request-id", r->idstr);
-    if (r->model_ref && r->provider)
+    if (r->answered && r->model_ref)
         MHD_add_response_header(resp, "x-clawgate-model", r->model_ref);
+    if (r->attempts.len)
+        MHD_add_response_header(resp, "x-clawgate-attempts", r->attempts.data);
 }
 
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
@@ -304,6 +337,7 @@ static route_t route_of(const char *url, const char *method, const char **allow,
         {"/v1/models", "GET", ROUTE_MODELS},
         {"/healthz", "GET", ROUTE_HEALTH},
         {"/readyz", "GET", ROUTE_READY},
+        {"/v1/gateway/status", "GET", ROUTE_STATUS},
     };
     for (size_t i = 0; i < CG_ARRAY_LEN(table); i++) {
         if (strcmp(url, table[i].path) != 0)
@@ -377,6 +411,21 @@ static void serve_ready(front_t *f, req_t *r)
         cg_snap_release(f->args.config, c);
 }
 
+static void serve_status(front_t *f, req_t *r)
+{
+    cg_config_t *c = cg_snap_acquire(f->args.config);
+    cg_health_t *h = cg_snap_acquire(f->args.health);
+    cg_buf_reset(&r->resp);
+    cg_health_status_json(h, c, &r->resp);
+    r->status = 200;
+    r->ctype = "application/json";
+    r->phase = PH_READY;
+    if (h)
+        cg_snap_release(f->args.health, h);
+    if (c)
+        cg_snap_release(f->args.config, c);
+}
+
 /* ---- chat completions ---- */
 
 static const char *jtype_name(cg_jtype_t t)
@@ -398,6 +447,241 @@ static const char *jtype_name(cg_jtype_t t)
     default:
         return "absent";
     }
+}
+
+/* ---- provider replies ---- */
+
+static unsigned status_for_failure(const char *cls, int64_t upstream_status)
+{
+    if (strcmp(cls, "rate_limit") == 0)
+        return 429;
+    if (strcmp(cls, "overloaded") == 0)
+        return 503;
+    if (strcmp(cls, "timeout") == 0)
+        return upstream_status == 0 ? 504 : 502;
+    if (strcmp(cls, "format") == 0)
+        return upstream_status >= 400 && upstream_status < 500 ? (unsigned)upstream_status : 400;
+    if (strcmp(cls, "context_overflow") == 0)
+        return 400;
+    return 502;
+}
+
+static void stream_append_event(req_t *r, const char *data, size_t len)
+{
+    if (r->out.len - r->out_off + len + 8 > STREAM_BUFFER_CAP) {
+        /* The client reads slower than the model writes and has fallen 8 MiB
+         * behind: end it rather than hold unbounded memory. */
+        cg_warn("%s: client too slow, %zu bytes buffered; dropping it", r->idstr,
+                r->out.len - r->out_off);
+        r->client_gone = true;
+        return;
+    }
+    cg_buf_append(&r->out, "data: ", 6);
+    cg_buf_append(&r->out, data, len);
+    cg_buf_append(&r->out, "\n\n", 2);
+}
+
+/* ---- attempts and failover ----
+ * A request walks its plan (resolved model, then fallbacks in the order the
+ * health snapshot gives, down or cooling ones skipped). Each attempt's
+ * messages carry req_id = id << ATTEMPT_BITS | attempt, so a late message of
+ * an abandoned attempt is recognised and dropped. Failover happens only while
+ * nothing has reached the client; after the first byte a failure ends the
+ * stream with an error event. */
+
+static uint64_t wire_id(const req_t *r)
+{
+    return r->id << ATTEMPT_BITS | (uint64_t)r->attempt;
+}
+
+static void sample(front_t *f, req_t *r, const char *klass, int64_t status, uint64_t ttft_ns,
+                   int64_t out_tokens, int64_t retry_ms)
+{
+    if (!f->supervisor || !r->model_ref)
+        return;
+    cg_msg_t *m = cg_sup_sample_msg(r->model_ref, klass, (int)status, ttft_ns,
+                                    cg_now_ns() - r->attempt_t0, out_tokens, retry_ms);
+    m->sender = cg_actor_self(f->actor);
+    /* Statistics, not requests: a full or absent supervisor loses a sample. */
+    if (cg_actor_send(f->supervisor, m) != CG_OK)
+        cg_msg_free(m);
+}
+
+static void note_attempt(req_t *r, const char *klass, int64_t status, const char *msg,
+                         size_t msg_len)
+{
+    uint64_t ms = (cg_now_ns() - r->attempt_t0) / 1000000ull;
+    cg_buf_printf(&r->attempts, "%s%s;%s;%lld", r->attempts.len ? ", " : "", r->model_ref,
+                  klass ? klass : "ok", (long long)status);
+    if (klass)
+        cg_buf_printf(&r->attempts_detail, "%s%s: %s, status %lld, %llu ms: %.*s",
+                      r->attempts_detail.len ? "; " : "", r->model_ref, klass, (long long)status,
+                      (unsigned long long)ms, (int)(msg_len > 300 ? 300 : msg_len), msg ? msg : "");
+    r->n_attempts++;
+}
+
+static void watchdog_cb(cg_actor_t *a, void *ud);
+
+static void all_failed(front_t *f, req_t *r)
+{
+    cg_health_t *h = cg_snap_acquire(f->args.health);
+    int64_t soon = cg_health_soonest_cooldown_ms(h, r->cfg, r->requested, cg_now_ns());
+    if (h)
+        cg_snap_release(f->args.health, h);
+    const char *klass = r->last_class ? r->last_class : "unknown";
+    unsigned st = status_for_failure(klass, r->last_status);
+    char when[96] = "";
+    if (soon > 0) {
+        time_t t = (time_t)(soon / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        long in_s = (long)((soon - cg_wall_ms() + 999) / 1000);
+        strftime(when, sizeof when, "; the first cooldown ends at %Y-%m-%dT%H:%M:%SZ", &tm);
+        snprintf(when + strlen(when), sizeof when - strlen(when), " (in %lds)",
+                 in_s < 0 ? 0 : in_s);
+        if (st == 429 || st == 503)
+            r->retry_after_s = in_s > 0 ? in_s : 1;
+    } else if (r->last_retry_ms > 0) {
+        r->retry_after_s = (r->last_retry_ms + 999) / 1000;
+    }
+    const char *code = strcmp(klass, "context_overflow") == 0 ? "context_length_exceeded" : klass;
+    if (r->n_attempts == 1)
+        set_json_error(r, st, "upstream_error", code, "provider %s failed%s",
+                       r->attempts_detail.data, when);
+    else
+        set_json_error(r, st, "upstream_error", code, "all %zu attempts failed: %s%s",
+                       r->n_attempts, r->attempts_detail.data, when);
+}
+
+/* Send the request to the plan's next usable entry. Returns true when an
+ * attempt is in flight; otherwise the request holds the all-failed error. */
+static bool start_attempt(front_t *f, req_t *r)
+{
+    cg_routes_t *routes = cg_snap_acquire(f->args.routes);
+    for (; r->attempt < r->n_plan; r->attempt++) {
+        const cg_model_t *model = r->plan[r->attempt];
+        r->model_ref = model->ref;
+        r->attempt_t0 = cg_now_ns();
+        cg_aid_t aid = routes ? cg_routes_lookup(routes, model->provider->name) : CG_AID_NONE;
+        if (!aid) {
+            r->last_class = "unknown";
+            r->last_status = 0;
+            note_attempt(r, "unknown", 0, "provider actor not running", 26);
+            continue;
+        }
+        int total_ms = model->provider->timeout_seconds > 0
+                           ? model->provider->timeout_seconds * 1000
+                           : f->request_ms;
+        cg_msg_t *m = cg_msg_pack(CG_PROV_REQUEST, "sbbxiiii", model->ref, (int)r->stream,
+                                  (int)r->client_usage, (const void *)r->body.data, r->body.len,
+                                  (int64_t)f->connect_ms, (int64_t)f->first_token_ms,
+                                  (int64_t)f->idle_ms, (int64_t)total_ms);
+        m->req_id = wire_id(r);
+        m->sender = m->reply_to = cg_actor_self(f->actor);
+        int rc = cg_actor_send(aid, m);
+        if (rc != CG_OK) {
+            /* A full provider mailbox is back-pressure: that provider is
+             * overloaded for now; try the next one rather than queue. */
+            cg_msg_free(m);
+            r->last_class = "overloaded";
+            r->last_status = 0;
+            const char *why = rc == CG_EFULL ? "provider mailbox full" : "provider actor gone";
+            note_attempt(r, "overloaded", 0, why, strlen(why));
+            continue;
+        }
+        if (f->supervisor) {
+            cg_msg_t *b = cg_sup_begin_msg(model->ref);
+            b->sender = cg_actor_self(f->actor);
+            if (cg_actor_send(f->supervisor, b) != CG_OK)
+                cg_msg_free(b);
+        }
+        r->provider = aid;
+        r->inflight = true;
+        r->phase = PH_WAITING;
+        /* The provider enforces its own timeouts; this only catches a
+         * provider actor that stopped answering altogether. */
+        if (r->watchdog)
+            cg_actor_timer_cancel(f->actor, r->watchdog);
+        r->watchdog = cg_actor_timer(
+            f->actor, ((uint64_t)total_ms + WATCHDOG_SLACK_MS) * 1000000ull, 0, watchdog_cb, r);
+        if (routes)
+            cg_snap_release(f->args.routes, routes);
+        return true;
+    }
+    if (routes)
+        cg_snap_release(f->args.routes, routes);
+    r->inflight = false;
+    all_failed(f, r);
+    return false;
+}
+
+static void cancel_attempt(front_t *f, req_t *r)
+{
+    cg_msg_t *m = cg_msg_new(CG_PROV_CANCEL, NULL, 0);
+    m->req_id = wire_id(r);
+    m->sender = m->reply_to = cg_actor_self(f->actor);
+    if (cg_actor_send(r->provider, m) != CG_OK)
+        cg_msg_free(m);
+}
+
+/* A failure of the current attempt: fall over if nothing reached the client
+ * and the class allows it, else end the request with the error. */
+static void attempt_failed(front_t *f, req_t *r, const char *klass, int64_t status, const char *msg,
+                           size_t msg_len, int64_t retry_ms)
+{
+    r->inflight = false;
+    if (r->watchdog) {
+        cg_actor_timer_cancel(f->actor, r->watchdog);
+        r->watchdog = 0;
+    }
+    sample(f, r, klass, status, 0, 0, retry_ms);
+    note_attempt(r, klass, status, msg, msg_len);
+    r->last_class = klass;
+    r->last_status = status;
+    r->last_retry_ms = retry_ms;
+    cg_info("%s: attempt %zu on %s failed: %s (status %lld): %.*s", r->idstr, r->attempt + 1,
+            r->model_ref, klass, (long long)status, (int)(msg_len > 300 ? 300 : msg_len),
+            msg ? msg : "");
+    if (r->phase == PH_WAITING && !r->client_gone) {
+        if (cg_health_falls_back(klass) && r->attempt + 1 < r->n_plan) {
+            r->attempt++;
+            if (start_attempt(f, r))
+                return;
+        } else {
+            r->attempt = r->n_plan;
+            all_failed(f, r);
+        }
+    } else if (r->phase != PH_WAITING) {
+        /* Output already reached the client: end the stream with one error
+         * event in the client's format, never another model's words spliced
+         * in. */
+        cg_buf_t ev = {0}, text = {0};
+        cg_buf_printf(&text, "provider %s failed mid-stream (%s", r->model_ref, klass);
+        if (status)
+            cg_buf_printf(&text, ", upstream status %lld", (long long)status);
+        cg_buf_printf(&text, "): %.*s", (int)(msg_len > 2000 ? 2000 : msg_len), msg ? msg : "");
+        error_json(&ev, "upstream_error", klass, text.data);
+        if (!r->client_gone)
+            stream_append_event(r, ev.data, ev.len);
+        cg_buf_free(&ev);
+        cg_buf_free(&text);
+    }
+    r->upstream_done = true;
+    req_resume(r);
+}
+
+static void watchdog_cb(cg_actor_t *a, void *ud)
+{
+    front_t *f = cg_actor_state(a);
+    req_t *r = ud;
+    r->watchdog = 0;
+    if (!r->inflight)
+        return;
+    cg_warn("%s: provider actor for %s did not answer in time; abandoning the attempt", r->idstr,
+            r->model_ref);
+    cancel_attempt(f, r);
+    const char *msg = "provider actor did not answer";
+    attempt_failed(f, r, "timeout", 0, msg, strlen(msg), 0);
 }
 
 static void dispatch_chat(front_t *f, req_t *r)
@@ -485,46 +769,24 @@ static void dispatch_chat(front_t *f, req_t *r)
         return;
     }
     cg_buf_free(&name);
-    r->model_ref = cg_strdup(model->ref);
-    if (!model->provider->available) {
-        set_json_error(r, 503, "upstream_error", "provider_unavailable",
-                       "provider '%s' is unavailable: %s", model->provider->name,
-                       model->provider->unavailable_reason ? model->provider->unavailable_reason
-                                                           : "not usable");
-        return;
-    }
-    cg_routes_t *routes = cg_snap_acquire(f->args.routes);
-    cg_aid_t aid = routes ? cg_routes_lookup(routes, model->provider->name) : CG_AID_NONE;
-    if (routes)
-        cg_snap_release(f->args.routes, routes);
-    if (!aid) {
-        set_json_error(r, 503, "upstream_error", "provider_unavailable",
-                       "provider '%s' is not running", model->provider->name);
-        return;
-    }
-    int total_ms = model->provider->timeout_seconds > 0 ? model->provider->timeout_seconds * 1000
-                                                        : f->request_ms;
-    cg_msg_t *m =
-        cg_msg_pack(CG_PROV_REQUEST, "sbbxiiii", model->ref, (int)stream, (int)client_usage,
-                    (const void *)r->body.data, r->body.len, (int64_t)f->connect_ms,
-                    (int64_t)f->first_token_ms, (int64_t)f->idle_ms, (int64_t)total_ms);
-    m->req_id = r->id;
-    m->sender = m->reply_to = cg_actor_self(f->actor);
-    int rc = cg_actor_send(aid, m);
-    if (rc != CG_OK) {
-        /* A full provider mailbox is back-pressure: tell the client to retry
-         * rather than queue without bound. */
-        cg_msg_free(m);
-        set_json_error(r, 503, "upstream_error", rc == CG_EFULL ? "overloaded" : "unavailable",
-                       "provider '%s' cannot take the request now (%s)", model->provider->name,
-                       cg_strerror(rc));
-        return;
-    }
-    r->provider = aid;
-    r->inflight = true;
+    r->requested = model;
     r->stream = stream;
-    r->phase = PH_WAITING;
-    cg_buf_free(&r->body); /* the provider has its own copy */
+    r->client_usage = client_usage;
+    cg_health_t *h = cg_snap_acquire(f->args.health);
+    r->n_plan = cg_health_plan(h, r->cfg, model, cg_now_ns(), r->plan, MAX_PLAN);
+    if (h)
+        cg_snap_release(f->args.health, h);
+    if (r->n_plan == 0) {
+        set_json_error(r, 503, "upstream_error", "provider_unavailable",
+                       "no usable provider for model '%s' or its fallbacks (provider '%s': %s)",
+                       model->ref, model->provider->name,
+                       model->provider->available            ? "down or failed"
+                       : model->provider->unavailable_reason ? model->provider->unavailable_reason
+                                                             : "unavailable");
+        return;
+    }
+    r->attempt = 0;
+    start_attempt(f, r);
 }
 
 /* ---- MHD callbacks ---- */
@@ -589,6 +851,9 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         case ROUTE_READY:
             serve_ready(f, r);
             break;
+        case ROUTE_STATUS:
+            serve_status(f, r);
+            break;
         case ROUTE_NONE:
             break;
         }
@@ -618,15 +883,10 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
     if (!r)
         return;
     *con_cls = NULL;
-    if (r->inflight && r->provider) {
-        cg_msg_t *m = cg_msg_new(CG_PROV_CANCEL, NULL, 0);
-        m->req_id = r->id;
-        m->sender = m->reply_to = cg_actor_self(f->actor);
-        /* A provider that is gone or full cannot take the cancel; it will
-         * find the owner's request missing on its next message anyway. */
-        if (cg_actor_send(r->provider, m) != CG_OK)
-            cg_msg_free(m);
-    }
+    /* A provider that is gone or full cannot take the cancel; it will find
+     * the owner's request missing on its next message anyway. */
+    if (r->inflight && r->provider)
+        cancel_attempt(f, r);
     req_free(f, r);
 }
 
@@ -641,43 +901,11 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
     cg_info("http: %s", line);
 }
 
-/* ---- provider replies ---- */
-
-static unsigned status_for_failure(const char *cls, int64_t upstream_status)
-{
-    if (strcmp(cls, "rate_limit") == 0)
-        return 429;
-    if (strcmp(cls, "overloaded") == 0)
-        return 503;
-    if (strcmp(cls, "timeout") == 0)
-        return upstream_status == 0 ? 504 : 502;
-    if (strcmp(cls, "format") == 0)
-        return upstream_status >= 400 && upstream_status < 500 ? (unsigned)upstream_status : 400;
-    if (strcmp(cls, "context_overflow") == 0)
-        return 400;
-    return 502;
-}
-
-static void stream_append_event(req_t *r, const char *data, size_t len)
-{
-    if (r->out.len - r->out_off + len + 8 > STREAM_BUFFER_CAP) {
-        /* The client reads slower than the model writes and has fallen 8 MiB
-         * behind: end it rather than hold unbounded memory. */
-        cg_warn("%s: client too slow, %zu bytes buffered; dropping it", r->idstr,
-                r->out.len - r->out_off);
-        r->client_gone = true;
-        return;
-    }
-    cg_buf_append(&r->out, "data: ", 6);
-    cg_buf_append(&r->out, data, len);
-    cg_buf_append(&r->out, "\n\n", 2);
-}
-
 static void on_provider_msg(front_t *f, cg_msg_t *m)
 {
-    req_t *r = req_find(f, m->req_id);
-    if (!r || !r->inflight) {
-        cg_msg_free(m);
+    req_t *r = req_find(f, m->req_id >> ATTEMPT_BITS);
+    if (!r || !r->inflight || (m->req_id & ((1u << ATTEMPT_BITS) - 1)) != r->attempt) {
+        cg_msg_free(m); /* a finished request or an abandoned attempt */
         return;
     }
     cg_msg_view_t v;
@@ -689,8 +917,11 @@ static void on_provider_msg(front_t *f, cg_msg_t *m)
         size_t len;
         if (cg_msg_unpack(m, &v, "x", &data, &len) == 0 && r->stream && !r->client_gone) {
             stream_append_event(r, data, len);
-            if (r->phase == PH_WAITING)
+            if (r->phase == PH_WAITING) {
                 r->phase = PH_STREAM;
+                r->answered = true;
+                note_attempt(r, NULL, 200, NULL, 0);
+            }
             req_resume(r);
         }
         cg_msg_view_done(&v);
@@ -701,15 +932,21 @@ static void on_provider_msg(front_t *f, cg_msg_t *m)
         uint64_t ttft;
         const void *body;
         size_t blen;
-        r->inflight = false;
         if (cg_msg_unpack(m, &v, "ixiiiu", &status, &body, &blen, &pt, &ct, &cached, &ttft) != 0) {
             cg_msg_view_done(&v);
-            cg_error("%s: malformed DONE from provider", r->idstr);
-            if (r->phase == PH_WAITING)
-                set_json_error(r, 502, "upstream_error", "unknown", "internal protocol error");
-            r->upstream_done = true;
-            req_resume(r);
+            const char *msg = "malformed DONE from the provider actor";
+            attempt_failed(f, r, "unknown", 0, msg, strlen(msg), 0);
             break;
+        }
+        r->inflight = false;
+        if (r->watchdog) {
+            cg_actor_timer_cancel(f->actor, r->watchdog);
+            r->watchdog = 0;
+        }
+        sample(f, r, NULL, status, ttft, ct, 0);
+        if (!r->answered) {
+            r->answered = true;
+            note_attempt(r, NULL, status, NULL, 0);
         }
         if (r->stream) {
             if (!r->client_gone)
@@ -730,45 +967,26 @@ static void on_provider_msg(front_t *f, cg_msg_t *m)
         size_t cls_len, msg_len;
         int64_t status, retry_ms;
         int any_output;
-        r->inflight = false;
         if (cg_msg_unpack(m, &v, "SiSib", &cls, &cls_len, &status, &msg, &msg_len, &retry_ms,
                           &any_output) != 0) {
             cls = "unknown";
             cls_len = 7;
-            msg = "malformed failure report";
+            msg = "malformed failure report from the provider actor";
             msg_len = strlen(msg);
             status = 0;
             retry_ms = 0;
         }
-        char klass[32];
-        snprintf(klass, sizeof klass, "%.*s", (int)(cls_len < 31 ? cls_len : 31), cls ? cls : "");
-        cg_buf_t text = {0};
-        cg_buf_printf(&text, "provider %s failed (%s", r->model_ref, klass);
-        if (status)
-            cg_buf_printf(&text, ", upstream status %lld", (long long)status);
-        cg_buf_printf(&text, "): %.*s", (int)(msg_len > 2000 ? 2000 : msg_len), msg ? msg : "");
-        cg_info("%s: %s", r->idstr, text.data);
-        if (r->phase == PH_WAITING) {
-            unsigned st = status_for_failure(klass, status);
-            const char *code =
-                strcmp(klass, "context_overflow") == 0 ? "context_length_exceeded" : klass;
-            set_json_error(r, st, "upstream_error", code, "%s", text.data);
-            if (retry_ms > 0)
-                r->retry_after_s = (retry_ms + 999) / 1000;
-        } else {
-            /* Output already reached the client: end the stream with one
-             * error event in the client's format, never another model's
-             * words spliced in. */
-            cg_buf_t ev = {0};
-            error_json(&ev, "upstream_error", klass, text.data);
-            if (!r->client_gone)
-                stream_append_event(r, ev.data, ev.len);
-            cg_buf_free(&ev);
-        }
-        r->upstream_done = true;
-        cg_buf_free(&text);
+        /* Class names are a closed set; map to the static string so the
+         * request can keep it after the message is freed. */
+        static const char *classes[] = {"timeout", "overloaded",      "rate_limit",
+                                        "auth",    "billing",         "model_not_found",
+                                        "format",  "context_overflow"};
+        const char *klass = "unknown";
+        for (size_t i = 0; i < CG_ARRAY_LEN(classes); i++)
+            if (cls && strlen(classes[i]) == cls_len && memcmp(classes[i], cls, cls_len) == 0)
+                klass = classes[i];
+        attempt_failed(f, r, klass, status, msg, msg_len, retry_ms);
         cg_msg_view_done(&v);
-        req_resume(r);
         break;
     }
     default:
@@ -874,6 +1092,7 @@ static int front_init(cg_actor_t *a, void *arg)
     front_t *f = cg_calloc(1, sizeof *f);
     f->actor = a;
     f->args = *(cg_http_args_t *)arg;
+    f->supervisor = f->args.supervisor;
     cg_actor_set_state(a, f);
     f->id_prefix = (uint64_t)cg_wall_ms() & 0xffffffffffffull;
 

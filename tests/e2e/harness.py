@@ -112,8 +112,11 @@ def fake_config(fake, models=("m1",), alias="Fast", extra_providers=None, clawga
     }
     if extra_providers:
         cfg["models"]["providers"].update(extra_providers)
+    # The health prober would put GET /v1/models requests into the fake's log
+    # at random moments: off unless a test asks for it.
+    cfg["clawgate"] = {"health": {"intervalSeconds": -1}}
     if clawgate:
-        cfg["clawgate"] = clawgate
+        cfg["clawgate"].update(clawgate)
     return cfg
 
 

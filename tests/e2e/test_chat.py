@@ -225,13 +225,30 @@ def test_upstream_429_retry_after():
 
 
 def test_upstream_refused():
+    # Alone, a provider whose port refuses connections is a timeout-class error.
+    dead_port = free_port()
+    cfg = {"agents": {"defaults": {"model": {"primary": "dead/x"}}},
+           "models": {"mode": "replace", "providers": {"dead": {
+               "baseUrl": "http://127.0.0.1:%d/v1" % dead_port, "apiKey": "sk-dead",
+               "api": "openai-completions", "models": [{"id": "x", "name": "X"}]}}},
+           "clawgate": {"health": {"intervalSeconds": -1}}}
+    gw = Gateway(cfg)
+    for stream in (False, True):
+        resp = gw.request("POST", "/v1/chat/completions", chat(model="dead/x", stream=stream))
+        e = check_error(resp, (502, 504), code="timeout", etype="upstream_error")
+        check("dead/x" in e["message"], "the error names the attempt: %r" % e["message"])
+    gw.stop()
+    # With a working primary configured, a request for the dead model falls
+    # over to it (OpenClaw's order: the requested model, fallbacks, primary).
     fake = start_fake()
     dead = {"dead": {"baseUrl": "http://127.0.0.1:%d/v1" % free_port(), "apiKey": "sk-dead",
                      "api": "openai-completions", "models": [{"id": "x", "name": "X"}]}}
     gw = Gateway(fake_config(fake, ["m1"], extra_providers=dead))
-    for stream in (False, True):
-        resp = gw.request("POST", "/v1/chat/completions", chat(model="dead/x", stream=stream))
-        check_error(resp, (502, 504), code="timeout", etype="upstream_error")
+    st, h, body = gw.request("POST", "/v1/chat/completions", chat(model="dead/x"))
+    eq(st, 200, "fell over to the primary")
+    eq(h.get("x-clawgate-model"), "fake/m1", "x-clawgate-model names the model that answered")
+    check(h.get("x-clawgate-attempts", "").startswith("dead/x;timeout;0"),
+          "x-clawgate-attempts lists the failed attempt: %r" % h.get("x-clawgate-attempts"))
 
 
 def test_stream_cut_after_first_byte():
@@ -299,10 +316,22 @@ def test_first_token_timeout():
     # Design: a TTFT timeout is class `timeout`; the upstream transfer is dropped.
     fake, gw = setup(fake_models={"m1": None, "stuck": {"hang": True}},
                      clawgate={"timeouts": {"firstTokenSeconds": 2}})
+    # Alone (the stuck model is the primary), the client gets a timeout error.
+    fake, gw = setup(fake_models={"stuck": {"hang": True}},
+                     clawgate={"timeouts": {"firstTokenSeconds": 2}})
     resp = gw.request("POST", "/v1/chat/completions", chat(model="fake/stuck"), timeout=30)
     check_error(resp, range(500, 600), code="timeout", etype="upstream_error")
     got = fake.wait_for(lambda es: [e for e in es if e["client_closed"]], 10)
     check(got, "upstream connection closed after the timeout")
+    gw.stop()
+    # With a primary that works, the cold-start hang falls over to it silently.
+    fake, gw = setup(fake_models={"m1": None, "stuck": {"hang": True}},
+                     clawgate={"timeouts": {"firstTokenSeconds": 2}})
+    st, h, body = gw.request("POST", "/v1/chat/completions", chat(model="fake/stuck"), timeout=30)
+    eq(st, 200, "fell over to the primary")
+    eq(h.get("x-clawgate-model"), "fake/m1", "x-clawgate-model")
+    check(h.get("x-clawgate-attempts", "").startswith("fake/stuck;timeout;0"),
+          "attempts header: %r" % h.get("x-clawgate-attempts"))
 
 
 def test_json5_text_config():

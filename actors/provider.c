@@ -1,0 +1,1287 @@
+/*
+ * provider.c — the provider actor: one per configured provider, one libcurl
+ * multi handle driven from the actor's own epoll loop.
+ *
+ * DESIGN
+ * Threads. Everything here runs in the actor's thread: the message handler,
+ * the fd callbacks curl asked for (CURLMOPT_SOCKETFUNCTION maps straight onto
+ * cg_actor_watch/rewatch/unwatch), and the one actor timer that stands for
+ * curl's timeout (CURLMOPT_TIMERFUNCTION: -1 cancels it, 0 fires on the next
+ * loop turn). So the CURLM and every transfer are single-threaded state and
+ * need no locks; the owner of a request only ever sees messages.
+ *
+ * Re-entrancy. curl calls back into us from inside curl_multi_socket_action
+ * (write data, socket and timer changes) and from curl_multi_add_handle and
+ * _remove_handle (socket and timer changes). curl forbids removing a handle
+ * from inside its own callbacks, so a write callback that must end its
+ * transfer (the owner is gone, the upstream sent garbage) only marks it and
+ * returns a short count; curl then finishes the transfer with an error and
+ * the transfer is removed where that is legal: in drain_done, after
+ * curl_multi_socket_action has returned. Removal from a message handler
+ * (CANCEL) or from an actor timer (first-token and idle timeouts) is outside
+ * any curl callback and happens at once. The socket and timer callbacks touch
+ * only the actor's watch set and timer list, both of which tolerate being
+ * changed from inside the callback that is running.
+ *
+ * One terminal message. Every transfer carries `terminal`: set the moment its
+ * DONE or FAIL is sent, or when the owner turned out to be gone. After that
+ * nothing more is sent for it; a transfer can stay in flight without an owner
+ * only to drain the rest of an upstream reply after [DONE] (so the connection
+ * can be reused), bounded by the idle and total timeouts.
+ *
+ * End of a stream. DONE when `data: [DONE]` arrived, or when the upstream
+ * closed the reply cleanly (curl OK, no half event pending) after a chunk with
+ * a non-null finish_reason: some servers (older Ollama and llama.cpp builds)
+ * omit [DONE], and a finished answer is a finished answer. Anything else
+ * after output started is a cut stream (FAIL timeout, any_output true), the
+ * one case the owner must not retry silently.
+ *
+ * API adapters. The wire format of a provider is a small table of functions
+ * (adapter_t): body rewrite, headers, per-event and whole-body handling, error
+ * message extraction. Only openai-completions exists; openai-responses and
+ * anthropic-messages get their own table later and nothing else changes.
+ *
+ * Memory. Bodies are bounded before they are buffered: a non-stream reply at
+ * 64 MiB, an error body at 64 KB (the rest is read and dropped so the
+ * connection stays usable), one SSE event at 8 MiB. Nothing borrowed from the
+ * config snapshot outlives the REQUEST handler: what a transfer needs (URL,
+ * header lines, the rewritten body) is copied before the snapshot is released.
+ */
+#include "actors/provider.h"
+#include "config/config.h"
+#include "proto/jscan.h"
+#include "proto/sse.h"
+
+#include <curl/curl.h>
+#include <strings.h>
+#include <sys/epoll.h>
+
+#define BODY_CAP ((size_t)64 * 1024 * 1024)
+#define ERROR_BODY_CAP ((size_t)64 * 1024)
+#define SSE_EVENT_CAP ((size_t)8 * 1024 * 1024)
+#define EXCERPT_CAP 200
+#define MAX_CONNECTS 128 /* idle connections kept for reuse (one fd each) */
+#define JSON_DEPTH 128
+#define MAX_HEADERS 64
+#define MESSAGE_CAP 1024 /* bytes of a FAIL message */
+
+typedef struct prov prov_t;
+typedef struct xfer xfer_t;
+
+/* What the body bytes of a reply are, decided at the first byte (or at the
+ * end for an empty body) from the status and whether we asked for a stream. */
+typedef enum { RX_UNDECIDED = 0, RX_SSE, RX_BODY, RX_ERROR } rx_mode_t;
+
+typedef struct adapter {
+    cg_api_t api;
+    const char *path; /* appended to the provider's base URL */
+    /* The upstream body made from the client's. 0, or < 0 with a message for
+     * the owner in err (class format). */
+    int (*build_body)(const xfer_t *x, const cg_model_t *m, const char *body, size_t len,
+                      cg_buf_t *out, char *err, size_t errlen);
+    /* Header lines the API needs before the configured ones (auth scheme,
+     * content negotiation). add(name, value) may be called repeatedly. */
+    void (*base_headers)(const xfer_t *x, const cg_provider_t *pv,
+                         void (*add)(void *hs, const char *name, const char *value), void *hs);
+    /* One complete SSE event of a 2xx stream. 0 to go on; < 0 to stop reading
+     * (the transfer's outcome is then decided and sent). */
+    int (*on_event)(prov_t *p, xfer_t *x, const char *event, size_t event_len, const char *data,
+                    size_t len);
+    /* The whole body of a 2xx non-stream reply: 0 with usage recorded, or < 0
+     * with the class and message of the failure. */
+    int (*on_body)(xfer_t *x, const char *body, size_t len, cg_fail_class_t *cls, cg_buf_t *msg);
+    /* The human message inside an error body (appended to out). */
+    void (*error_message)(const char *body, size_t len, cg_buf_t *out);
+} adapter_t;
+
+struct xfer {
+    prov_t *p;
+    xfer_t *prev, *next;
+    CURL *easy;
+    const adapter_t *ad;
+    cg_aid_t owner;
+    uint64_t req_id;
+    bool stream;
+    bool client_usage;
+
+    /* request */
+    char *url;
+    char *model_ref; /* for logs */
+    struct curl_slist *headers;
+    cg_buf_t body;
+    char errbuf[CURL_ERROR_SIZE];
+    int first_token_ms;
+    int idle_ms;
+
+    /* reply */
+    rx_mode_t mode;
+    long status;
+    uint64_t start_ns;
+    uint64_t last_rx_ns;
+    uint64_t ttft_ns;
+    size_t rx_bytes;
+    cg_sse_t sse;
+    bool sse_ready;
+    cg_buf_t resp; /* whole body (RX_BODY), error body (RX_ERROR), excerpt (RX_SSE) */
+    size_t events;
+    bool head_sent;
+    bool any_output; /* a CHUNK went to the owner */
+    bool done_seen;
+    bool finish_seen;
+    bool have_usage;
+    int64_t prompt_tokens, completion_tokens, cached_tokens;
+
+    /* life */
+    bool terminal; /* DONE/FAIL sent, or the owner is gone: send nothing more */
+    bool abort;    /* make curl end the transfer at its next write */
+    uint64_t ft_timer;
+    uint64_t idle_timer;
+};
+
+struct prov {
+    cg_actor_t *actor;
+    char *name;
+    cg_snap_t *config;
+    CURLM *multi;
+    uint64_t curl_timer; /* the actor timer standing for curl's timeout, 0: none */
+    xfer_t *head;        /* in-flight transfers */
+    size_t n_xfers;
+    bool closing; /* cleanup is running: do not create watches or timers */
+    bool exiting; /* cg_actor_exit was called */
+};
+
+static const adapter_t *find_adapter(cg_api_t api);
+static void on_idle_timeout(cg_actor_t *a, void *ud);
+
+/* ------------------------------------------------------------------------ */
+/* messages to the owner                                                    */
+
+/* Send m to x's owner. On failure m is freed here and x is marked terminal
+ * and aborted: the owner is gone (CG_ENOENT, CG_ECLOSED) or overloaded
+ * (CG_EFULL, where blocking the provider for one slow owner would stall every
+ * other request it serves), so nobody wants the rest of the reply. */
+static int send_owner(xfer_t *x, cg_msg_t *m)
+{
+    m->sender = cg_actor_self(x->p->actor);
+    m->reply_to = m->sender;
+    m->req_id = x->req_id;
+    int rc = cg_actor_send(x->owner, m);
+    if (rc == CG_OK)
+        return 0;
+    cg_msg_free(m);
+    if (rc == CG_EFULL)
+        cg_warn("provider %s: owner of request %llu has a full mailbox; cancelling the transfer",
+                x->p->name, (unsigned long long)x->req_id);
+    else
+        cg_debug("provider %s: owner of request %llu is gone (%s); cancelling", x->p->name,
+                 (unsigned long long)x->req_id, cg_strerror(rc));
+    x->terminal = true;
+    x->abort = true;
+    return rc;
+}
+
+/* HEAD [status, content_type], once, before the first CHUNK or a stream's DONE. */
+static int send_head(xfer_t *x)
+{
+    if (x->head_sent)
+        return 0;
+    x->head_sent = true;
+    char *ct = NULL;
+    if (x->easy)
+        curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
+    cg_msg_t *m = cg_msg_pack(CG_PROV_HEAD, "is", (int64_t)x->status, ct);
+    return send_owner(x, m);
+}
+
+static int send_chunk(xfer_t *x, const char *data, size_t len)
+{
+    if (send_head(x) < 0)
+        return -1;
+    cg_msg_t *m = cg_msg_pack(CG_PROV_CHUNK, "x", (const void *)data, len);
+    if (send_owner(x, m) < 0)
+        return -1;
+    x->any_output = true;
+    return 0;
+}
+
+/* FAIL [class, status, message, retry_after_ms, any_output]. status is the
+ * upstream's HTTP status when it sent one, else 0. */
+static void send_fail(xfer_t *x, cg_fail_class_t cls, int64_t retry_after_ms, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void send_fail(xfer_t *x, cg_fail_class_t cls, int64_t retry_after_ms, const char *fmt, ...)
+{
+    if (x->terminal)
+        return;
+    x->terminal = true;
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = NULL;
+    if (vasprintf(&msg, fmt, ap) < 0)
+        msg = NULL;
+    va_end(ap);
+    if (msg && strlen(msg) > MESSAGE_CAP) {
+        /* An upstream may put a whole prompt into its error message. */
+        size_t n = MESSAGE_CAP - 3;
+        while (n > 0 && ((unsigned char)msg[n] & 0xC0) == 0x80)
+            n--;
+        memcpy(msg + n, "...", 4);
+    }
+    cg_debug("provider %s: request %llu (%s) failed: %s: %s", x->p->name,
+             (unsigned long long)x->req_id, x->model_ref ? x->model_ref : "?",
+             cg_fail_class_name(cls), msg ? msg : "");
+    cg_msg_t *m = cg_msg_pack(CG_PROV_FAIL, "sisib", cg_fail_class_name(cls), (int64_t)x->status,
+                              msg ? msg : "", retry_after_ms, (int)x->any_output);
+    free(msg);
+    send_owner(x, m);
+}
+
+/* DONE [status, body (nil when streamed), prompt, completion, cached, ttft_ns].
+ * Token counts are -1 when the upstream reported no usage at all. */
+static void send_done(xfer_t *x, const char *body, size_t len)
+{
+    if (x->terminal)
+        return;
+    if (x->stream && send_head(x) < 0)
+        return;
+    x->terminal = true;
+    int64_t pt = -1, ct = -1, cached = -1;
+    if (x->have_usage) {
+        pt = x->prompt_tokens;
+        ct = x->completion_tokens;
+        cached = x->cached_tokens;
+    }
+    cg_msg_t *m;
+    if (body)
+        m = cg_msg_pack(CG_PROV_DONE, "ixiiiu", (int64_t)x->status, (const void *)body, len, pt, ct,
+                        cached, x->ttft_ns);
+    else
+        m = cg_msg_pack(CG_PROV_DONE, "isiiiu", (int64_t)x->status, (const char *)NULL, pt, ct,
+                        cached, x->ttft_ns);
+    send_owner(x, m);
+}
+
+/* ------------------------------------------------------------------------ */
+/* transfers                                                                */
+
+static xfer_t *xfer_new(prov_t *p, cg_aid_t owner, uint64_t req_id)
+{
+    xfer_t *x = cg_calloc(1, sizeof *x);
+    x->p = p;
+    x->owner = owner;
+    x->req_id = req_id;
+    return x;
+}
+
+static void xfer_free(xfer_t *x)
+{
+    if (x->easy)
+        curl_easy_cleanup(x->easy);
+    curl_slist_free_all(x->headers);
+    cg_free(x->url);
+    cg_free(x->model_ref);
+    cg_buf_free(&x->body);
+    cg_buf_free(&x->resp);
+    if (x->sse_ready)
+        cg_sse_free(&x->sse);
+    cg_free(x);
+}
+
+static void maybe_exit(prov_t *p)
+{
+    if (p->n_xfers == 0 && !p->exiting && !p->closing && cg_actor_is_stopping(p->actor)) {
+        p->exiting = true;
+        cg_actor_exit(p->actor, CG_EXIT_SHUTDOWN, "drained");
+    }
+}
+
+/* Take x out of the multi handle and free it. Never from inside a curl
+ * callback (see DESIGN). */
+static void xfer_finish(prov_t *p, xfer_t *x)
+{
+    if (x->ft_timer)
+        cg_actor_timer_cancel(p->actor, x->ft_timer);
+    if (x->idle_timer)
+        cg_actor_timer_cancel(p->actor, x->idle_timer);
+    x->ft_timer = x->idle_timer = 0;
+    if (x->easy)
+        curl_multi_remove_handle(p->multi, x->easy);
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        p->head = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    cg_assert(p->n_xfers > 0);
+    p->n_xfers--;
+    xfer_free(x);
+}
+
+static const char *curl_text(const xfer_t *x, CURLcode res)
+{
+    return x->errbuf[0] ? x->errbuf : curl_easy_strerror(res);
+}
+
+/* A short, printable excerpt of an upstream body for messages: control bytes
+ * become spaces, cut at a UTF-8 character boundary. */
+static void excerpt(const char *s, size_t len, cg_buf_t *out)
+{
+    size_t n = len < EXCERPT_CAP ? len : EXCERPT_CAP;
+    if (n < len) {
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    }
+    size_t start = out->len;
+    cg_buf_append(out, s, n);
+    for (size_t i = start; i < out->len; i++) {
+        unsigned char c = (unsigned char)out->data[i];
+        if (c < 0x20 || c == 0x7f)
+            out->data[i] = ' ';
+    }
+    if (n < len)
+        cg_buf_puts(out, "...");
+}
+
+static void cancel_first_token(xfer_t *x)
+{
+    if (x->ft_timer) {
+        cg_actor_timer_cancel(x->p->actor, x->ft_timer);
+        x->ft_timer = 0;
+    }
+}
+
+/* The status and what the body is, once the headers are in. */
+static void decide_mode(xfer_t *x)
+{
+    if (x->mode != RX_UNDECIDED)
+        return;
+    long code = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+    x->status = code;
+    if (code >= 200 && code < 300)
+        x->mode = x->stream ? RX_SSE : RX_BODY;
+    else
+        x->mode = RX_ERROR;
+}
+
+static int on_sse_event(void *ud, const char *event, size_t event_len, const char *data,
+                        size_t data_len)
+{
+    xfer_t *x = ud;
+    if (x->terminal)
+        return 0; /* draining after [DONE] */
+    if (x->events++ == 0) {
+        x->ttft_ns = cg_now_ns() - x->start_ns;
+        cancel_first_token(x);
+    }
+    return x->ad->on_event(x->p, x, event, event_len, data, data_len);
+}
+
+/* CURLOPT_WRITEFUNCTION. Inside curl: never remove the handle here; a short
+ * return makes curl end the transfer (see DESIGN). */
+static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    xfer_t *x = ud;
+    size_t n = size * nmemb;
+    if (x->abort)
+        return 0;
+    uint64_t now = cg_now_ns();
+    x->last_rx_ns = now;
+    if (x->rx_bytes == 0) {
+        decide_mode(x);
+        /* A stream's first token is its first event (below), not an SSE
+         * keep-alive comment sent while the model is still loading. */
+        if (x->mode != RX_SSE)
+            cancel_first_token(x);
+        if (x->mode == RX_BODY)
+            x->ttft_ns = now - x->start_ns;
+        if (x->mode == RX_SSE && x->idle_ms > 0)
+            x->idle_timer =
+                cg_actor_timer(x->p->actor, (uint64_t)x->idle_ms * 1000000u, 0, on_idle_timeout, x);
+    }
+    x->rx_bytes += n;
+    if (x->terminal)
+        return n; /* drain: keeps the connection reusable */
+
+    switch (x->mode) {
+    case RX_SSE: {
+        if (x->resp.len < EXCERPT_CAP)
+            cg_buf_append(&x->resp, ptr, n < EXCERPT_CAP ? n : EXCERPT_CAP);
+        int rc = cg_sse_feed(&x->sse, ptr, n, on_sse_event, x);
+        if (rc == CG_ELIMIT)
+            send_fail(x, CG_FAIL_UNKNOWN, 0, "upstream sent an SSE event over %zu bytes",
+                      SSE_EVENT_CAP);
+        if (rc < 0) {
+            x->abort = true;
+            return 0;
+        }
+        return n;
+    }
+    case RX_BODY:
+        if (x->resp.len + n > BODY_CAP) {
+            send_fail(x, CG_FAIL_UNKNOWN, 0, "upstream reply larger than %zu MiB", BODY_CAP >> 20);
+            x->abort = true;
+            return 0;
+        }
+        cg_buf_append(&x->resp, ptr, n);
+        return n;
+    case RX_ERROR:
+    default:
+        if (x->resp.len < ERROR_BODY_CAP) {
+            size_t room = ERROR_BODY_CAP - x->resp.len;
+            cg_buf_append(&x->resp, ptr, n < room ? n : room);
+        }
+        return n;
+    }
+}
+
+static bool is_event_stream(xfer_t *x)
+{
+    char *ct = NULL;
+    curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
+    return ct && strncasecmp(ct, "text/event-stream", 17) == 0;
+}
+
+/* The transfer ended in curl (any outcome): send its terminal message unless
+ * one went already. */
+static void complete(xfer_t *x, CURLcode res)
+{
+    if (x->terminal)
+        return;
+    decide_mode(x);
+    if (x->status == 0) {
+        /* No HTTP response at all: refused, DNS, reset, curl timeout. */
+        cg_fail_class_t cls = cg_fail_classify((int)res, 0, NULL, 0);
+        send_fail(x, cls, 0, "%s", curl_text(x, res));
+        return;
+    }
+    switch (x->mode) {
+    case RX_SSE:
+        if (x->done_seen) {
+            send_done(x, NULL, 0);
+        } else if (x->finish_seen && res == CURLE_OK && !cg_sse_pending(&x->sse)) {
+            send_done(x, NULL, 0);
+        } else if (res != CURLE_OK && x->rx_bytes == 0) {
+            send_fail(x, cg_fail_classify((int)res, 0, NULL, 0), 0, "%s", curl_text(x, res));
+        } else if (x->events == 0 && x->rx_bytes > 0 && !is_event_stream(x)) {
+            cg_buf_t ex = {0};
+            excerpt(x->resp.data, x->resp.len, &ex);
+            send_fail(x, CG_FAIL_UNKNOWN, 0, "upstream did not answer with server-sent events: %s",
+                      ex.data);
+            cg_buf_free(&ex);
+        } else if (res != CURLE_OK) {
+            send_fail(x, CG_FAIL_TIMEOUT, 0, "upstream stream cut before [DONE]: %s",
+                      curl_text(x, res));
+        } else {
+            send_fail(x, CG_FAIL_TIMEOUT, 0, "upstream stream cut before [DONE]");
+        }
+        return;
+    case RX_BODY: {
+        if (res != CURLE_OK) {
+            send_fail(x, cg_fail_classify((int)res, 0, NULL, 0), 0, "%s", curl_text(x, res));
+            return;
+        }
+        cg_fail_class_t cls = CG_FAIL_UNKNOWN;
+        cg_buf_t msg = {0};
+        const char *body = x->resp.data ? x->resp.data : "";
+        if (x->ad->on_body(x, body, x->resp.len, &cls, &msg) < 0)
+            send_fail(x, cls, 0, "%s", msg.data ? msg.data : "invalid upstream reply");
+        else
+            send_done(x, body, x->resp.len);
+        cg_buf_free(&msg);
+        return;
+    }
+    case RX_ERROR:
+    default: {
+        curl_off_t ra = 0;
+        if (curl_easy_getinfo(x->easy, CURLINFO_RETRY_AFTER, &ra) != CURLE_OK || ra < 0)
+            ra = 0;
+        const char *body = x->resp.data ? x->resp.data : "";
+        cg_fail_class_t cls = cg_fail_classify(0, x->status, body, x->resp.len);
+        cg_buf_t msg = {0};
+        x->ad->error_message(body, x->resp.len, &msg);
+        if (msg.len == 0)
+            cg_buf_printf(&msg, "upstream answered HTTP %ld", x->status);
+        send_fail(x, cls, (int64_t)ra * 1000, "%s", msg.data);
+        cg_buf_free(&msg);
+        return;
+    }
+    }
+}
+
+/* Collect transfers curl has finished. Runs after curl_multi_socket_action
+ * returned, so removing handles is legal here. */
+static void drain_done(prov_t *p)
+{
+    for (;;) {
+        int left = 0;
+        CURLMsg *msg = curl_multi_info_read(p->multi, &left);
+        if (!msg)
+            break;
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        CURL *e = msg->easy_handle;
+        CURLcode res = msg->data.result;
+        /* msg is invalid once the handle is removed: read nothing after. */
+        xfer_t *x = NULL;
+        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
+        cg_assert(x != NULL && x->easy == e);
+        if (x->abort && !x->terminal)
+            send_fail(x, CG_FAIL_UNKNOWN, 0, "transfer aborted");
+        complete(x, res);
+        xfer_finish(p, x);
+    }
+    maybe_exit(p);
+}
+
+/* ------------------------------------------------------------------------ */
+/* timeouts of our own                                                      */
+
+static void on_first_token_timeout(cg_actor_t *a, void *ud)
+{
+    CG_UNUSED(a);
+    xfer_t *x = ud;
+    prov_t *p = x->p;
+    x->ft_timer = 0;
+    /* Headers may have come (a server that says 200 and then loads the
+     * model): report their status. */
+    long code = 0;
+    if (x->easy && curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK)
+        x->status = code;
+    send_fail(x, CG_FAIL_TIMEOUT, 0, "no first token within %d ms", x->first_token_ms);
+    xfer_finish(p, x);
+    maybe_exit(p);
+}
+
+/* Armed once at the first byte; on firing it looks at the time of the last
+ * byte and re-arms for the remainder, so a busy stream costs no timer
+ * operations per piece. */
+static void on_idle_timeout(cg_actor_t *a, void *ud)
+{
+    xfer_t *x = ud;
+    prov_t *p = x->p;
+    x->idle_timer = 0;
+    uint64_t idle_ns = (uint64_t)x->idle_ms * 1000000u;
+    uint64_t since = cg_now_ns() - x->last_rx_ns;
+    if (since < idle_ns) {
+        x->idle_timer = cg_actor_timer(a, idle_ns - since, 0, on_idle_timeout, x);
+        return;
+    }
+    send_fail(x, CG_FAIL_TIMEOUT, 0, "stream idle for %d ms", x->idle_ms);
+    xfer_finish(p, x);
+    maybe_exit(p);
+}
+
+/* ------------------------------------------------------------------------ */
+/* curl multi <-> actor loop                                                */
+
+static void on_fd(cg_actor_t *a, int fd, uint32_t events, void *ud)
+{
+    CG_UNUSED(a);
+    prov_t *p = ud;
+    int flags = 0;
+    if (events & (EPOLLIN | EPOLLHUP))
+        flags |= CURL_CSELECT_IN;
+    if (events & EPOLLOUT)
+        flags |= CURL_CSELECT_OUT;
+    if (events & EPOLLERR)
+        flags |= CURL_CSELECT_ERR;
+    int running = 0;
+    curl_multi_socket_action(p->multi, fd, flags, &running);
+    drain_done(p);
+}
+
+static void on_curl_timer_fire(cg_actor_t *a, void *ud)
+{
+    CG_UNUSED(a);
+    prov_t *p = ud;
+    p->curl_timer = 0; /* one-shot: curl re-arms through on_curl_timer */
+    int running = 0;
+    curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    drain_done(p);
+}
+
+/* CURLMOPT_TIMERFUNCTION: one actor timer mirrors curl's single timeout. */
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    CG_UNUSED(multi);
+    prov_t *p = userp;
+    if (p->curl_timer) {
+        cg_actor_timer_cancel(p->actor, p->curl_timer);
+        p->curl_timer = 0;
+    }
+    if (timeout_ms >= 0 && !p->closing)
+        p->curl_timer =
+            cg_actor_timer(p->actor, (uint64_t)timeout_ms * 1000000u, 0, on_curl_timer_fire, p);
+    return 0;
+}
+
+/* CURLMOPT_SOCKETFUNCTION. socketp is non-NULL once we watch s (we assign
+ * the provider itself as a marker); curl forgets it after POLL_REMOVE. */
+static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    CG_UNUSED(e);
+    prov_t *p = userp;
+    if (what == CURL_POLL_REMOVE) {
+        if (socketp)
+            cg_actor_unwatch(p->actor, s);
+        return 0;
+    }
+    if (p->closing)
+        return 0;
+    uint32_t ev = 0;
+    if (what & CURL_POLL_IN)
+        ev |= EPOLLIN;
+    if (what & CURL_POLL_OUT)
+        ev |= EPOLLOUT;
+    if (socketp)
+        return cg_actor_rewatch(p->actor, s, ev) == 0 ? 0 : -1;
+    if (cg_actor_watch(p->actor, s, ev, on_fd, p) != 0) {
+        cg_error("provider %s: cannot watch socket %d", p->name, (int)s);
+        return -1;
+    }
+    curl_multi_assign(p->multi, s, p);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* REQUEST                                                                  */
+
+typedef struct hdrs {
+    struct {
+        char *name;
+        char *value;
+    } h[MAX_HEADERS];
+    size_t n;
+} hdrs_t;
+
+/* Collect header lines; later ones replace earlier ones of the same name
+ * (case-insensitive): the provider's override the API's, the model's
+ * override the provider's. Copies both strings. */
+static void hdr_add(void *ud, const char *name, const char *value)
+{
+    hdrs_t *hs = ud;
+    if (!name || !*name || !value)
+        return;
+    if (strpbrk(name, "\r\n: ") || strpbrk(value, "\r\n")) {
+        cg_warn("ignoring header '%s': a line break or separator in its name or value", name);
+        return;
+    }
+    for (size_t i = 0; i < hs->n; i++) {
+        if (strcasecmp(hs->h[i].name, name) == 0) {
+            cg_free(hs->h[i].value);
+            hs->h[i].value = cg_strdup(value);
+            return;
+        }
+    }
+    if (hs->n == MAX_HEADERS) {
+        cg_warn("ignoring header '%s': more than %d headers", name, MAX_HEADERS);
+        return;
+    }
+    hs->h[hs->n].name = cg_strdup(name);
+    hs->h[hs->n].value = cg_strdup(value);
+    hs->n++;
+}
+
+/* The curl list for hs; frees hs's strings. */
+static struct curl_slist *hdr_list(hdrs_t *hs)
+{
+    struct curl_slist *l = NULL;
+    for (size_t i = 0; i < hs->n; i++) {
+        /* "Name;" is curl's way of sending a header with an empty value. */
+        char *line = hs->h[i].value[0] ? cg_sprintf("%s: %s", hs->h[i].name, hs->h[i].value)
+                                       : cg_sprintf("%s;", hs->h[i].name);
+        l = curl_slist_append(l, line);
+        cg_free(line);
+        cg_free(hs->h[i].name);
+        cg_free(hs->h[i].value);
+    }
+    hs->n = 0;
+    /* No "Expect: 100-continue" round trip before large bodies. */
+    l = curl_slist_append(l, "Expect:");
+    return l;
+}
+
+/* Resolve the ref in the current config and copy what the transfer needs.
+ * 0, or < 0 with *cls and err set. */
+static int prepare(prov_t *p, xfer_t *x, const char *ref, size_t ref_len, const char *body,
+                   size_t body_len, const int64_t tmo[4], int64_t *connect_ms, int64_t *total_ms,
+                   cg_fail_class_t *cls, char *err, size_t errlen)
+{
+    cg_config_t *cfg = cg_snap_acquire(p->config);
+    int rc = -1;
+    if (!cfg) {
+        *cls = CG_FAIL_UNKNOWN;
+        snprintf(err, errlen, "no configuration loaded");
+        goto out;
+    }
+    const cg_model_t *m = cg_config_resolve(cfg, ref, ref_len);
+    if (!m) {
+        *cls = CG_FAIL_MODEL_NOT_FOUND;
+        snprintf(err, errlen, "unknown model '%.*s'", (int)ref_len, ref);
+        goto out;
+    }
+    const cg_provider_t *pv = m->provider;
+    if (strcmp(pv->name, p->name) != 0) {
+        *cls = CG_FAIL_MODEL_NOT_FOUND;
+        snprintf(err, errlen, "model '%s' belongs to provider '%s', not '%s'", m->ref, pv->name,
+                 p->name);
+        goto out;
+    }
+    x->ad = find_adapter(m->api);
+    if (!x->ad) {
+        *cls = CG_FAIL_FORMAT;
+        const char *api =
+            m->api == CG_API_UNSUPPORTED && pv->api_name ? pv->api_name : cg_api_name(m->api);
+        snprintf(err, errlen, "api %s not supported yet", api);
+        goto out;
+    }
+    if (!pv->available) {
+        *cls = CG_FAIL_UNKNOWN;
+        snprintf(err, errlen, "provider '%s' is unavailable: %s", pv->name,
+                 pv->unavailable_reason ? pv->unavailable_reason : "no reason given");
+        goto out;
+    }
+    if (x->ad->build_body(x, m, body, body_len, &x->body, err, errlen) < 0) {
+        *cls = CG_FAIL_FORMAT;
+        goto out;
+    }
+    x->model_ref = cg_strdup(m->ref);
+    x->url = cg_sprintf("%s%s", pv->base_url, x->ad->path);
+
+    hdrs_t hs = {.n = 0};
+    x->ad->base_headers(x, pv, hdr_add, &hs);
+    for (size_t i = 0; i < pv->n_headers; i++)
+        hdr_add(&hs, pv->headers[i].name, pv->headers[i].value);
+    for (size_t i = 0; i < m->n_headers; i++)
+        hdr_add(&hs, m->headers[i].name, m->headers[i].value);
+    x->headers = hdr_list(&hs);
+
+    /* Timeouts: a value > 0 from the owner wins; otherwise the config's. The
+     * first-token default applies to streams only: a non-stream reply's first
+     * byte comes when the whole answer is done. Negative: none. */
+    const cg_settings_t *st = &cfg->settings;
+    *connect_ms = tmo[0] > 0 ? tmo[0] : tmo[0] == 0 ? st->connect_timeout_ms : 0;
+    int64_t ft = tmo[1] > 0                 ? tmo[1]
+                 : tmo[1] == 0 && x->stream ? (int64_t)st->first_token_timeout_s * 1000
+                                            : 0;
+    int64_t idle = tmo[2] > 0 ? tmo[2] : tmo[2] == 0 ? (int64_t)st->idle_timeout_s * 1000 : 0;
+    int64_t total_s = pv->timeout_seconds > 0 ? pv->timeout_seconds : st->request_timeout_s;
+    *total_ms = tmo[3] > 0 ? tmo[3] : tmo[3] == 0 ? total_s * 1000 : 0;
+    x->first_token_ms = ft > INT32_MAX ? INT32_MAX : (int)ft;
+    x->idle_ms = idle > INT32_MAX ? INT32_MAX : (int)idle;
+    rc = 0;
+out:
+    if (cfg)
+        cg_snap_release(p->config, cfg);
+    return rc;
+}
+
+static void reject(xfer_t *x, cg_fail_class_t cls, const char *msg)
+{
+    send_fail(x, cls, 0, "%s", msg);
+    xfer_free(x);
+}
+
+static void on_request(prov_t *p, cg_msg_t *m)
+{
+    const char *ref = NULL, *body = NULL;
+    size_t ref_len = 0, body_len = 0;
+    int stream = 0, client_usage = 0;
+    int64_t tmo[4] = {0, 0, 0, 0};
+    cg_msg_view_t v;
+    int rc = cg_msg_unpack(m, &v, "sbbxiiii", &ref, &ref_len, &stream, &client_usage,
+                           (const void **)&body, &body_len, &tmo[0], &tmo[1], &tmo[2], &tmo[3]);
+    cg_aid_t owner = m->reply_to ? m->reply_to : m->sender;
+    xfer_t *x = xfer_new(p, owner, m->req_id);
+    x->stream = stream != 0;
+    x->client_usage = client_usage != 0;
+
+    char err[512];
+    cg_fail_class_t cls = CG_FAIL_UNKNOWN;
+    int64_t connect_ms = 0, total_ms = 0;
+    if (rc < 0 || !ref) {
+        reject(x, CG_FAIL_FORMAT, "malformed REQUEST message");
+        goto out;
+    }
+    if (cg_actor_is_stopping(p->actor) || p->exiting) {
+        reject(x, CG_FAIL_UNKNOWN, "provider shutting down");
+        goto out;
+    }
+    if (prepare(p, x, ref, ref_len, body ? body : "", body_len, tmo, &connect_ms, &total_ms, &cls,
+                err, sizeof err) < 0) {
+        reject(x, cls, err);
+        goto out;
+    }
+
+    CURL *e = curl_easy_init();
+    if (!e) {
+        reject(x, CG_FAIL_UNKNOWN, "curl_easy_init failed");
+        goto out;
+    }
+    x->easy = e;
+    curl_easy_setopt(e, CURLOPT_URL, x->url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body.data ? x->body.data : "");
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body.len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "clawgate/" CG_VERSION);
+    if (connect_ms > 0)
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_ms);
+    if (total_ms > 0)
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)total_ms);
+    if (x->stream) {
+        cg_sse_init(&x->sse, SSE_EVENT_CAP);
+        x->sse_ready = true;
+    }
+
+    x->next = p->head;
+    if (p->head)
+        p->head->prev = x;
+    p->head = x;
+    p->n_xfers++;
+    x->start_ns = cg_now_ns();
+    x->last_rx_ns = x->start_ns;
+    if (x->first_token_ms > 0)
+        x->ft_timer = cg_actor_timer(p->actor, (uint64_t)x->first_token_ms * 1000000u, 0,
+                                     on_first_token_timeout, x);
+    cg_debug("provider %s: request %llu -> %s (%s%s)", p->name, (unsigned long long)x->req_id,
+             x->url, x->model_ref, x->stream ? ", stream" : "");
+    CURLMcode mc = curl_multi_add_handle(p->multi, e);
+    if (mc != CURLM_OK) {
+        send_fail(x, CG_FAIL_UNKNOWN, 0, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
+        curl_easy_cleanup(x->easy);
+        x->easy = NULL;
+        xfer_finish(p, x);
+    }
+out:
+    cg_msg_view_done(&v);
+}
+
+static void on_cancel(prov_t *p, const cg_msg_t *m)
+{
+    cg_aid_t who = m->reply_to ? m->reply_to : m->sender;
+    for (xfer_t *x = p->head; x; x = x->next) {
+        if (x->req_id == m->req_id && (who == CG_AID_NONE || who == x->owner)) {
+            cg_debug("provider %s: request %llu cancelled", p->name, (unsigned long long)x->req_id);
+            x->terminal = true;
+            xfer_finish(p, x);
+            break;
+        }
+    }
+    maybe_exit(p);
+}
+
+/* ------------------------------------------------------------------------ */
+/* openai-completions                                                       */
+
+static int64_t json_int(const char *src, const cg_jmember_t *m)
+{
+    if (!m || m->type != CG_JNUMBER || m->val_len == 0 || m->val_len > 40)
+        return 0;
+    char tmp[48];
+    memcpy(tmp, src + m->val_off, m->val_len);
+    tmp[m->val_len] = '\0';
+    double d = strtod(tmp, NULL);
+    if (!(d >= 0) || d > 9e18)
+        return 0;
+    return (int64_t)d;
+}
+
+/* usage: {prompt_tokens, completion_tokens, prompt_tokens_details:{cached_tokens}} */
+static void oai_usage(xfer_t *x, const char *src, size_t len)
+{
+    cg_jscan_t js;
+    cg_jerr_t jerr;
+    if (cg_jscan_object(&js, src, len, JSON_DEPTH, &jerr) < 0)
+        return;
+    x->have_usage = true;
+    x->prompt_tokens = json_int(src, cg_jscan_get(&js, "prompt_tokens"));
+    x->completion_tokens = json_int(src, cg_jscan_get(&js, "completion_tokens"));
+    x->cached_tokens = 0;
+    const cg_jmember_t *d = cg_jscan_get(&js, "prompt_tokens_details");
+    if (d && d->type == CG_JOBJECT) {
+        cg_jscan_t jd;
+        if (cg_jscan_object(&jd, src + d->val_off, d->val_len, JSON_DEPTH, &jerr) == 0)
+            x->cached_tokens = json_int(src + d->val_off, cg_jscan_get(&jd, "cached_tokens"));
+    }
+}
+
+/* End of the JSON value starting at s[i] (already validated by jscan, so
+ * only strings and nesting need care). */
+static size_t skip_value(const char *s, size_t len, size_t i)
+{
+    int depth = 0;
+    while (i < len) {
+        char c = s[i];
+        if (c == '"') {
+            for (i++; i < len && s[i] != '"'; i++) {
+                if (s[i] == '\\')
+                    i++;
+            }
+            i++;
+            if (depth == 0)
+                return i;
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+            if (depth == 0)
+                return i + 1;
+        } else if (depth == 0 && (c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r')) {
+            return i;
+        }
+        i++;
+    }
+    return i;
+}
+
+static bool is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* choices: true if it is absent or an empty array. Sets *finished when an
+ * element carries a non-null finish_reason. */
+static bool oai_choices(const char *src, const cg_jmember_t *ch, bool *finished)
+{
+    if (!ch || ch->type == CG_JNULL)
+        return true;
+    if (ch->type != CG_JARRAY)
+        return false;
+    const char *s = src + ch->val_off;
+    size_t len = ch->val_len, i = 1;
+    bool empty = true;
+    while (i < len) {
+        while (i < len && (is_ws(s[i]) || s[i] == ','))
+            i++;
+        if (i >= len || s[i] == ']')
+            break;
+        empty = false;
+        size_t end = skip_value(s, len, i);
+        if (s[i] == '{') {
+            cg_jscan_t je;
+            cg_jerr_t jerr;
+            if (cg_jscan_object(&je, s + i, end - i, JSON_DEPTH, &jerr) == 0) {
+                const cg_jmember_t *fr = cg_jscan_get(&je, "finish_reason");
+                if (fr && fr->type != CG_JNULL)
+                    *finished = true;
+            }
+        }
+        i = end;
+    }
+    return empty;
+}
+
+/* The human message in an OpenAI-style error: {"error":{"message":..}},
+ * {"error":"..."}, {"message":".."} or {"detail":".."}; else an excerpt. */
+static void oai_error_message(const char *body, size_t len, cg_buf_t *out)
+{
+    cg_jscan_t js;
+    cg_jerr_t jerr;
+    size_t start = out->len;
+    if (len > 0 && cg_jscan_object(&js, body, len, JSON_DEPTH, &jerr) == 0) {
+        const cg_jmember_t *e = cg_jscan_get(&js, "error");
+        if (e && e->type == CG_JOBJECT) {
+            cg_jscan_t je;
+            if (cg_jscan_object(&je, body + e->val_off, e->val_len, JSON_DEPTH, &jerr) == 0) {
+                const cg_jmember_t *msg = cg_jscan_get(&je, "message");
+                if (msg && msg->type == CG_JSTRING)
+                    cg_jscan_string(&je, msg, out);
+            }
+        } else if (e && e->type == CG_JSTRING) {
+            cg_jscan_string(&js, e, out);
+        }
+        if (out->len == start) {
+            const cg_jmember_t *msg = cg_jscan_get(&js, "message");
+            if (!msg || msg->type != CG_JSTRING)
+                msg = cg_jscan_get(&js, "detail");
+            if (msg && msg->type == CG_JSTRING)
+                cg_jscan_string(&js, msg, out);
+        }
+    }
+    if (out->len == start && len > 0)
+        excerpt(body, len, out);
+    /* Decoded strings may carry control characters; keep messages one line. */
+    for (size_t i = start; i < out->len; i++) {
+        if ((unsigned char)out->data[i] < 0x20)
+            out->data[i] = ' ';
+    }
+}
+
+static int oai_build_body(const xfer_t *x, const cg_model_t *m, const char *body, size_t len,
+                          cg_buf_t *out, char *err, size_t errlen)
+{
+    cg_jscan_t js;
+    cg_jerr_t jerr;
+    if (cg_jscan_object(&js, body, len, JSON_DEPTH, &jerr) < 0) {
+        snprintf(err, errlen, "request body is not valid JSON at byte %zu: %s", jerr.offset,
+                 jerr.msg);
+        return CG_EINVAL;
+    }
+    if (js.truncated) {
+        snprintf(err, errlen, "request body has more than %d top-level members",
+                 CG_JSCAN_MAX_MEMBERS);
+        return CG_EINVAL;
+    }
+    cg_jedit_t edits[3];
+    size_t n = 0;
+    cg_buf_t model = {0}, so = {0};
+
+    cg_json_quote(&model, m->id, strlen(m->id));
+    edits[n++] = (cg_jedit_t){"model", model.data, model.len};
+
+    /* The owner's stream flag is what we parse the reply as: make the
+     * upstream agree with it. */
+    const cg_jmember_t *st = cg_jscan_get(&js, "stream");
+    bool streaming = st && st->type == CG_JTRUE;
+    if (x->stream && !streaming)
+        edits[n++] = (cg_jedit_t){"stream", "true", 4};
+    else if (!x->stream && streaming)
+        edits[n++] = (cg_jedit_t){"stream", "false", 5};
+
+    /* stream_options.include_usage, so the stream ends with the token counts.
+     * Servers that do not know the option (compat) and non-stream requests
+     * (OpenAI rejects stream_options there) get none. */
+    const cg_jmember_t *opt = cg_jscan_get(&js, "stream_options");
+    if (x->stream && m->compat.supports_usage_in_streaming) {
+        if (opt && opt->type == CG_JOBJECT) {
+            cg_jscan_t jo;
+            if (cg_jscan_object(&jo, body + opt->val_off, opt->val_len, JSON_DEPTH, &jerr) < 0) {
+                snprintf(err, errlen, "stream_options is not valid JSON");
+                cg_buf_free(&model);
+                return CG_EINVAL;
+            }
+            cg_jedit_t iu = {"include_usage", "true", 4};
+            cg_jscan_apply(&jo, &iu, 1, &so);
+        } else {
+            cg_buf_puts(&so, "{\"include_usage\":true}");
+        }
+        edits[n++] = (cg_jedit_t){"stream_options", so.data, so.len};
+    } else if (opt) {
+        edits[n++] = (cg_jedit_t){"stream_options", NULL, 0};
+    }
+
+    cg_jscan_apply(&js, edits, n, out);
+    cg_buf_free(&model);
+    cg_buf_free(&so);
+    return 0;
+}
+
+static void oai_base_headers(const xfer_t *x, const cg_provider_t *pv,
+                             void (*add)(void *hs, const char *name, const char *value), void *hs)
+{
+    add(hs, "Content-Type", "application/json");
+    if (x->stream)
+        add(hs, "Accept", "text/event-stream");
+    else
+        add(hs, "Accept", "application/json");
+    if (pv->api_key && pv->api_key[0]) {
+        char *auth = cg_sprintf("Bearer %s", pv->api_key);
+        add(hs, "Authorization", auth);
+        cg_free(auth);
+    }
+}
+
+static int oai_on_event(prov_t *p, xfer_t *x, const char *event, size_t event_len, const char *data,
+                        size_t len)
+{
+    CG_UNUSED(p);
+    /* "[DONE]" (with any surrounding blanks) ends the stream. */
+    size_t a = 0, b = len;
+    while (a < b && is_ws(data[a]))
+        a++;
+    while (b > a && is_ws(data[b - 1]))
+        b--;
+    if (b - a == 6 && memcmp(data + a, "[DONE]", 6) == 0) {
+        x->done_seen = true;
+        send_done(x, NULL, 0);
+        return 0;
+    }
+    cg_jscan_t js;
+    cg_jerr_t jerr;
+    if (cg_jscan_object(&js, data, len, JSON_DEPTH, &jerr) < 0) {
+        send_fail(x, CG_FAIL_UNKNOWN, 0,
+                  "upstream sent an SSE event that is not JSON at byte %zu: %s", jerr.offset,
+                  jerr.msg);
+        return -1;
+    }
+    const cg_jmember_t *err = cg_jscan_get(&js, "error");
+    const cg_jmember_t *ch = cg_jscan_get(&js, "choices");
+    bool is_error_event = event_len == 5 && memcmp(event, "error", 5) == 0;
+    if ((err && err->type != CG_JNULL && !ch) || is_error_event) {
+        /* An error reported inside a 200 stream (vLLM, OpenRouter, LiteLLM). */
+        cg_buf_t msg = {0};
+        oai_error_message(data, len, &msg);
+        send_fail(x, cg_fail_classify(0, 0, data, len), 0, "%s",
+                  msg.len ? msg.data : "upstream sent an error event");
+        cg_buf_free(&msg);
+        return -1;
+    }
+    const cg_jmember_t *usage = cg_jscan_get(&js, "usage");
+    bool finished = false;
+    bool empty = oai_choices(data, ch, &finished);
+    if (finished)
+        x->finish_seen = true;
+    if (usage && usage->type == CG_JOBJECT) {
+        oai_usage(x, data + usage->val_off, usage->val_len);
+        /* The usage-only chunk we asked for: the client gets it only if it
+         * asked for it too. */
+        if (empty && !x->client_usage)
+            return 0;
+    }
+    return send_chunk(x, data, len);
+}
+
+static int oai_on_body(xfer_t *x, const char *body, size_t len, cg_fail_class_t *cls, cg_buf_t *msg)
+{
+    cg_jscan_t js;
+    cg_jerr_t jerr;
+    if (cg_jscan_object(&js, body, len, JSON_DEPTH, &jerr) < 0) {
+        *cls = CG_FAIL_UNKNOWN;
+        cg_buf_printf(msg, "upstream sent invalid JSON at byte %zu: %s", jerr.offset, jerr.msg);
+        return -1;
+    }
+    const cg_jmember_t *err = cg_jscan_get(&js, "error");
+    if (err && err->type != CG_JNULL && !cg_jscan_get(&js, "choices")) {
+        /* A 200 carrying an error object (some local servers do this). */
+        *cls = cg_fail_classify(0, 0, body, len);
+        oai_error_message(body, len, msg);
+        return -1;
+    }
+    const cg_jmember_t *usage = cg_jscan_get(&js, "usage");
+    if (usage && usage->type == CG_JOBJECT)
+        oai_usage(x, body + usage->val_off, usage->val_len);
+    return 0;
+}
+
+static const adapter_t adapters[] = {
+    {
+        .api = CG_API_OPENAI_COMPLETIONS,
+        .path = "/chat/completions",
+        .build_body = oai_build_body,
+        .base_headers = oai_base_headers,
+        .on_event = oai_on_event,
+        .on_body = oai_on_body,
+        .error_message = oai_error_message,
+    },
+};
+
+static const adapter_t *find_adapter(cg_api_t api)
+{
+    for (size_t i = 0; i < CG_ARRAY_LEN(adapters); i++) {
+        if (adapters[i].api == api)
+            return &adapters[i];
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* actor                                                                    */
+
+static int prov_init(cg_actor_t *a, void *arg)
+{
+    const cg_provider_args_t *args = arg;
+    if (!args || !args->provider_name || !args->config)
+        return CG_EINVAL;
+    prov_t *p = cg_calloc(1, sizeof *p);
+    p->actor = a;
+    p->name = cg_strdup(args->provider_name);
+    p->config = args->config;
+    cg_actor_set_state(a, p);
+    p->multi = curl_multi_init();
+    if (!p->multi) {
+        cg_error("provider %s: curl_multi_init failed", p->name);
+        return CG_ERR;
+    }
+    curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p);
+    curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p);
+    curl_multi_setopt(p->multi, CURLMOPT_MAXCONNECTS, (long)MAX_CONNECTS);
+    return 0;
+}
+
+/* Heartbeat: the supervisor's TICK comes back as a TICK (same req_id), so a
+ * provider whose loop is stuck shows as silent. A full or gone supervisor
+ * mailbox: drop it, the missing answer says enough. */
+static void answer_tick(prov_t *p, const cg_msg_t *m)
+{
+    cg_aid_t to = m->reply_to ? m->reply_to : m->sender;
+    if (to == CG_AID_NONE)
+        return;
+    cg_msg_t *r = cg_msg_new(CG_MSG_TICK, NULL, 0);
+    r->sender = r->reply_to = cg_actor_self(p->actor);
+    r->req_id = m->req_id;
+    if (cg_actor_send(to, r) != CG_OK)
+        cg_msg_free(r);
+}
+
+static void prov_handle(cg_actor_t *a, cg_msg_t *m)
+{
+    prov_t *p = cg_actor_state(a);
+    switch (m->type) {
+    case CG_PROV_REQUEST:
+        on_request(p, m);
+        break;
+    case CG_PROV_CANCEL:
+        on_cancel(p, m);
+        break;
+    case CG_MSG_TICK:
+        answer_tick(p, m);
+        break;
+    case CG_MSG_RELOAD: /* each REQUEST reads the current snapshot anyway */
+        break;
+    default:
+        cg_debug("provider %s: ignoring message type %u", p->name, m->type);
+        break;
+    }
+    cg_msg_free(m);
+}
+
+static void prov_stopping(cg_actor_t *a)
+{
+    prov_t *p = cg_actor_state(a);
+    cg_info("provider %s: stopping with %zu transfer(s) in flight", p->name, p->n_xfers);
+    maybe_exit(p);
+}
+
+/* Also after a crash: every owner still waiting hears why, then everything
+ * goes, the multi handle last (it closes the cached connections). */
+static void prov_cleanup(cg_actor_t *a)
+{
+    prov_t *p = cg_actor_state(a);
+    if (!p)
+        return;
+    p->closing = true;
+    while (p->head) {
+        xfer_t *x = p->head;
+        send_fail(x, CG_FAIL_UNKNOWN, 0, "provider actor stopped");
+        xfer_finish(p, x);
+    }
+    if (p->multi)
+        curl_multi_cleanup(p->multi);
+    if (p->curl_timer)
+        cg_actor_timer_cancel(a, p->curl_timer);
+    cg_free(p->name);
+    cg_free(p);
+    cg_actor_set_state(a, NULL);
+}
+
+const cg_actor_spec_t cg_provider_spec = {
+    .name = "provider",
+    .mailbox_cap = 0,
+    .batch = 0,
+    .init = prov_init,
+    .handle = prov_handle,
+    .stopping = prov_stopping,
+    .cleanup = prov_cleanup,
+};
