@@ -55,6 +55,7 @@ typedef enum {
     ROUTE_HEALTH,
     ROUTE_READY,
     ROUTE_STATUS,
+    ROUTE_TEST_CRASH,
 } route_t;
 
 typedef enum {
@@ -127,6 +128,7 @@ struct front {
     size_t max_body;
     int connect_ms, first_token_ms, idle_ms, request_ms;
     cg_aid_t supervisor;
+    bool test_hooks;
     req_t *buckets[REQ_BUCKETS];
     req_t *live;
     size_t n_live;
@@ -338,6 +340,7 @@ static route_t route_of(const char *url, const char *method, const char **allow,
         {"/healthz", "GET", ROUTE_HEALTH},
         {"/readyz", "GET", ROUTE_READY},
         {"/v1/gateway/status", "GET", ROUTE_STATUS},
+        {"/v1/gateway/test/crash", "POST", ROUTE_TEST_CRASH},
     };
     for (size_t i = 0; i < CG_ARRAY_LEN(table); i++) {
         if (strcmp(url, table[i].path) != 0)
@@ -424,6 +427,37 @@ static void serve_status(front_t *f, req_t *r)
         cg_snap_release(f->args.health, h);
     if (c)
         cg_snap_release(f->args.config, c);
+}
+
+/* Test hook, only when the process runs with CLAWGATE_TEST_HOOKS=1: make a
+ * provider actor crash (CG_MSG_CRASH) so end-to-end tests can watch the
+ * supervisor restart it. Without the variable the endpoint does not exist. */
+static void serve_test_crash(front_t *f, req_t *r, struct MHD_Connection *conn)
+{
+    if (!f->test_hooks) {
+        set_json_error(r, 404, "invalid_request_error", "not_found",
+                       "no such endpoint: POST /v1/gateway/test/crash");
+        return;
+    }
+    const char *name = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "provider");
+    cg_routes_t *routes = cg_snap_acquire(f->args.routes);
+    cg_aid_t aid = routes && name ? cg_routes_lookup(routes, name) : CG_AID_NONE;
+    if (routes)
+        cg_snap_release(f->args.routes, routes);
+    if (!aid) {
+        set_json_error(r, 404, "invalid_request_error", "not_found", "no running provider '%s'",
+                       name ? name : "(none)");
+        return;
+    }
+    cg_msg_t *m = cg_msg_new(CG_MSG_CRASH, NULL, 0);
+    int rc = cg_actor_send(aid, m);
+    if (rc != CG_OK) {
+        cg_msg_free(m);
+        set_json_error(r, 503, "unavailable", "send_failed", "%s", cg_strerror(rc));
+        return;
+    }
+    cg_warn("test hook: crashing provider actor '%s'", name);
+    set_body(r, 200, "{\"crashed\":true}", 16);
 }
 
 /* ---- chat completions ---- */
@@ -854,6 +888,9 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         case ROUTE_STATUS:
             serve_status(f, r);
             break;
+        case ROUTE_TEST_CRASH:
+            serve_test_crash(f, r, conn);
+            break;
         case ROUTE_NONE:
             break;
         }
@@ -1093,6 +1130,8 @@ static int front_init(cg_actor_t *a, void *arg)
     f->actor = a;
     f->args = *(cg_http_args_t *)arg;
     f->supervisor = f->args.supervisor;
+    const char *hooks = getenv("CLAWGATE_TEST_HOOKS");
+    f->test_hooks = hooks && strcmp(hooks, "1") == 0;
     cg_actor_set_state(a, f);
     f->id_prefix = (uint64_t)cg_wall_ms() & 0xffffffffffffull;
 
