@@ -78,6 +78,42 @@ static void free_config(void *p)
     cg_config_free(p);
 }
 
+static cg_log_level_t parse_level(const char *s);
+
+/* SIGHUP: load the file again; if it is valid, publish it and tell the
+ * supervisor (providers added or removed) and the front (limits, timeouts).
+ * Requests in flight keep the snapshot they started with, so none fails. An
+ * invalid file changes nothing ("reload skipped"), as in OpenClaw. */
+static void reload(const char *path, cg_snap_t *config_snap, cg_aid_t sup, cg_aid_t front)
+{
+    cg_config_t *next = load_config(path, false);
+    if (!next) {
+        cg_error("reload skipped: %s has errors (see above); the running config stays", path);
+        return;
+    }
+    cg_config_t *cur = cg_snap_acquire(config_snap);
+    if (cur && (strcmp(cur->settings.listen_host, next->settings.listen_host) != 0 ||
+                cur->settings.listen_port != next->settings.listen_port))
+        cg_warn("reload: clawgate.listen changed; that takes a restart (still listening on %s:%d)",
+                cur->settings.listen_host, cur->settings.listen_port);
+    if (cur)
+        cg_snap_release(config_snap, cur);
+    cg_log_set_level(parse_level(next->settings.log_level));
+    uint64_t version = cg_snap_publish(config_snap, next);
+    cg_aid_t to[2] = {sup, front};
+    for (size_t i = 0; i < 2; i++) {
+        cg_msg_t *m = cg_msg_new(CG_MSG_RELOAD, NULL, 0);
+        /* A full mailbox would lose the notice: the new snapshot is already
+         * published, so only derived state would lag; retry briefly. */
+        int rc = CG_EFULL;
+        for (int tries = 0; tries < 100 && (rc = cg_actor_send(to[i], m)) == CG_EFULL; tries++)
+            usleep(1000);
+        if (rc != CG_OK)
+            cg_msg_free(m);
+    }
+    cg_notice("reload: %s applied (config version %llu)", path, (unsigned long long)version);
+}
+
 static cg_log_level_t parse_level(const char *s)
 {
     static const char *names[] = {"debug", "info", "notice", "warn", "error"};
@@ -179,7 +215,7 @@ static int cmd_serve(int argc, char **argv)
             if (read(sfd, &si, sizeof si) != sizeof si)
                 continue;
             if (si.ssi_signo == SIGHUP) {
-                cg_notice("SIGHUP: configuration reload is not implemented yet; ignoring");
+                reload(path, config_snap, sup, front);
                 continue;
             }
             cg_notice("signal %d: shutting down", (int)si.ssi_signo);

@@ -139,6 +139,7 @@ struct front {
 
 static void run_mhd(front_t *f);
 static void kick_cb(cg_actor_t *a, void *ud);
+static void apply_settings(front_t *f, const cg_settings_t *s);
 
 /* ---- request bookkeeping ---- */
 
@@ -1139,11 +1140,7 @@ static int front_init(cg_actor_t *a, void *arg)
     if (!c)
         return CG_EINVAL;
     const cg_settings_t *s = &c->settings;
-    f->max_body = s->max_body_bytes;
-    f->connect_ms = s->connect_timeout_ms;
-    f->first_token_ms = s->first_token_timeout_s * 1000;
-    f->idle_ms = s->idle_timeout_s * 1000;
-    f->request_ms = s->request_timeout_s * 1000;
+    apply_settings(f, s);
 
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
@@ -1189,9 +1186,29 @@ static int front_init(cg_actor_t *a, void *arg)
     return 0;
 }
 
+/* Limits and timeouts come from the current config snapshot (at start and
+ * after each reload); the listen address does not change while running. */
+static void apply_settings(front_t *f, const cg_settings_t *s)
+{
+    f->max_body = s->max_body_bytes;
+    f->connect_ms = s->connect_timeout_ms;
+    f->first_token_ms = s->first_token_timeout_s * 1000;
+    f->idle_ms = s->idle_timeout_s * 1000;
+    f->request_ms = s->request_timeout_s * 1000;
+}
+
 static void front_handle(cg_actor_t *a, cg_msg_t *m)
 {
     front_t *f = cg_actor_state(a);
+    if (m->type == CG_MSG_RELOAD) {
+        cg_config_t *c = cg_snap_acquire(f->args.config);
+        if (c) {
+            apply_settings(f, &c->settings);
+            cg_snap_release(f->args.config, c);
+        }
+        cg_msg_free(m);
+        return;
+    }
     if (m->type >= CG_PROV_HEAD && m->type <= CG_PROV_FAIL) {
         on_provider_msg(f, m);
         return;
