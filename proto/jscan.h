@@ -40,17 +40,21 @@ typedef struct cg_jscan {
     size_t obj_open, obj_close; /* offsets of the top-level '{' and '}' */
     cg_jmember_t members[CG_JSCAN_MAX_MEMBERS];
     size_t n_members;
-    bool truncated; /* more top-level members than recorded (still validated) */
+    bool truncated; /* more top-level members than recorded (still validated);
+                     * get and apply see only the recorded ones, so the request
+                     * path must refuse such a body (400) rather than edit it */
 } cg_jscan_t;
 
 typedef struct cg_jerr {
-    size_t offset;   /* byte offset of the problem */
-    char msg[96];    /* "expected ':' after object key" ... */
+    size_t offset; /* byte offset of the problem */
+    char msg[96];  /* "expected ':' after object key" ... */
 } cg_jerr_t;
 
 /* Validate src[0..len) as one JSON value that must be an object (surrounding
- * whitespace allowed) nested at most max_depth deep, and record its top-level
- * members. 0, or CG_EINVAL with err filled. src must outlive js. */
+ * whitespace allowed) nested at most max_depth deep (the object itself is
+ * depth 1; capped at 1024), and record its top-level members. 0, or
+ * CG_EINVAL with err filled (err may be NULL). src must outlive js. A nested
+ * object is scanned the same way from its span: (src + m->val_off, m->val_len). */
 int cg_jscan_object(cg_jscan_t *js, const char *src, size_t len, int max_depth, cg_jerr_t *err);
 
 /* Validate any JSON value (for nested parts or upstream bodies). */

@@ -29,14 +29,18 @@ typedef struct cg_sse {
     bool has_data;
     bool last_was_cr; /* a CR ended the previous piece: a following LF belongs to it */
     bool bom_checked;
+    int error; /* sticky: once CG_ELIMIT was returned, every later feed returns it */
 } cg_sse_t;
 
+/* max_event_bytes > 0 bounds both one line (raw, without its line end) and
+ * the event's accumulated data + event fields; memory stays within ~2x that. */
 void cg_sse_init(cg_sse_t *p, size_t max_event_bytes);
 /* 0, a callback's negative value, or CG_ELIMIT when an event grows past the
- * bound (the parser is then unusable). */
+ * bound (the parser is then unusable). A callback's stop drops the rest of
+ * that piece: it means the caller is done with the stream. */
 int cg_sse_feed(cg_sse_t *p, const char *buf, size_t len, cg_sse_cb cb, void *ud);
 /* True if bytes of an unfinished event are pending: at end of stream, that
- * means the upstream was cut mid-event. */
+ * means the upstream was cut mid-event. Also true after CG_ELIMIT. */
 bool cg_sse_pending(const cg_sse_t *p);
 void cg_sse_free(cg_sse_t *p);
 
