@@ -735,6 +735,11 @@ static void dispatch_chat(front_t *f, req_t *r)
                        je.msg);
         return;
     }
+    if (js->truncated) {
+        set_json_error(r, 400, "invalid_request_error", "invalid_request",
+                       "request body has more than %d top-level fields", CG_JSCAN_MAX_MEMBERS);
+        return;
+    }
     const cg_jmember_t *mm = cg_jscan_get(js, "model");
     const cg_jmember_t *msgs = cg_jscan_get(js, "messages");
     const cg_jmember_t *st = cg_jscan_get(js, "stream");

@@ -24,7 +24,8 @@
 
 typedef struct cg_mbox cg_mbox_t;
 
-/* capacity: most messages queued at once (>= 1). */
+/* capacity: most messages queued at once (>= 1). NULL if no eventfd could be
+ * created (fd limit); memory exhaustion aborts as everywhere. */
 cg_mbox_t *cg_mbox_new(uint32_t capacity);
 
 /* Frees every queued message with cg_msg_free, then the mailbox. Only when no
@@ -36,6 +37,11 @@ void cg_mbox_free(cg_mbox_t *mb);
  * CG_ECLOSED (closed): m is still the caller's, who decides what to do. */
 int cg_mbox_push_mpsc(cg_mbox_t *mb, cg_msg_t *m);
 
+/* Same, but never CG_EFULL: for the few messages the system must not lose
+ * (CG_MSG_EXIT to a parent, CG_MSG_SHUTDOWN), each sent at most a handful of
+ * times per actor, so the overshoot past capacity stays small. */
+int cg_mbox_push_unbounded_mpsc(cg_mbox_t *mb, cg_msg_t *m);
+
 /* Consumer only: the next message in arrival order, or NULL when empty. */
 cg_msg_t *cg_mbox_pop_spsc(cg_mbox_t *mb);
 
@@ -45,8 +51,8 @@ bool cg_mbox_prepare_sleep(cg_mbox_t *mb);
 /* Consumer only: after epoll returned, drain the eventfd, clear the flag. */
 void cg_mbox_woke(cg_mbox_t *mb);
 
-int cg_mbox_fd(const cg_mbox_t *mb);          /* eventfd, EPOLLIN when woken */
-uint32_t cg_mbox_count(const cg_mbox_t *mb);  /* approximate, for stats */
-void cg_mbox_close(cg_mbox_t *mb);            /* later pushes fail CG_ECLOSED */
+int cg_mbox_fd(const cg_mbox_t *mb);         /* eventfd, EPOLLIN when woken */
+uint32_t cg_mbox_count(const cg_mbox_t *mb); /* approximate, for stats */
+void cg_mbox_close(cg_mbox_t *mb);           /* later pushes fail CG_ECLOSED */
 
 #endif

@@ -37,11 +37,11 @@ enum {
 typedef struct cg_msg {
     ck_stack_entry_t link; /* owned by the mailbox while queued */
     uint32_t type;
-    uint32_t len;       /* payload bytes */
-    cg_aid_t sender;    /* who sent it, CG_AID_NONE if not an actor */
-    cg_aid_t reply_to;  /* where answers go (often == sender) */
-    uint64_t req_id;    /* request the message belongs to, 0 if none */
-    uint8_t payload[];  /* msgpack, len bytes */
+    uint32_t len;      /* payload bytes */
+    cg_aid_t sender;   /* who sent it, CG_AID_NONE if not an actor */
+    cg_aid_t reply_to; /* where answers go (often == sender) */
+    uint64_t req_id;   /* request the message belongs to, 0 if none */
+    uint8_t payload[]; /* msgpack, len bytes */
 } cg_msg_t;
 
 /* A message with a raw payload copied from (payload, len); len may be 0. */
@@ -57,7 +57,9 @@ cg_msg_t *cg_msg_new(uint32_t type, const void *payload, size_t len);
 cg_msg_t *cg_msg_pack(uint32_t type, const char *fmt, ...);
 
 /* A decoded view of a message payload. Strings and binaries returned by
- * cg_msg_unpack point into the view's zone: valid until cg_msg_view_done. */
+ * cg_msg_unpack point into the message itself ('S', 'x') or into the view's
+ * zone ('s'): valid while both the view (until cg_msg_view_done) and the
+ * message live. */
 typedef struct cg_msg_view {
     msgpack_unpacked up;
     int ready;
@@ -67,7 +69,10 @@ typedef struct cg_msg_view {
  * cg_msg_pack; each takes pointers: 'u' uint64_t*, 'i' int64_t*, 'd' double*,
  * 'b' int*, 's' and 'S' and 'x' take (const char **or const void **, size_t *)
  * and yield NULL,0 for nil, 'o' takes const msgpack_object ** for any value).
- * Fewer elements than fmt is an error; more are ignored (newer senders).
+ * 's' yields a NUL-terminated copy (a C string); 'S' and 'x' are not
+ * terminated; 'x' accepts bin or str; the size_t * may be NULL. 'd' accepts
+ * integers too. Fewer elements than fmt is an error; more are ignored (newer
+ * senders); bytes after the array are an error.
  * Returns 0, or CG_EINVAL on a malformed or mistyped payload; the view must be
  * finished with cg_msg_view_done either way. */
 int cg_msg_unpack(const cg_msg_t *m, cg_msg_view_t *v, const char *fmt, ...);
