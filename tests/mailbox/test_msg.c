@@ -1,0 +1,181 @@
+/*
+ * test_msg.c — message blocks: raw payloads, cg_msg_pack / cg_msg_unpack with
+ * every format letter, nil handling, malformed and mistyped payloads.
+ */
+#include "mailbox/msg.h"
+#include "tests/t.h"
+
+static void test_new_raw(void)
+{
+    cg_msg_t *m = cg_msg_new(7, "abc", 3);
+    T_EQ_INT(m->type, 7);
+    T_EQ_INT(m->len, 3);
+    T_EQ_INT(m->sender, 0);
+    T_EQ_INT(m->reply_to, 0);
+    T_EQ_INT(m->req_id, 0);
+    T_ASSERT(memcmp(m->payload, "abc", 3) == 0);
+    cg_msg_free(m);
+
+    m = cg_msg_new(8, NULL, 0);
+    T_EQ_INT(m->len, 0);
+    cg_msg_view_t v;
+    T_EQ_INT(cg_msg_unpack(m, &v, ""), CG_EINVAL); /* no payload is not an array */
+    cg_msg_view_done(&v);
+    cg_msg_free(m);
+}
+
+static void test_roundtrip_all_letters(void)
+{
+    const char bin[] = {0, 1, 2, 3, (char)0xff};
+    cg_msg_t *m = cg_msg_pack(123, "uidbsSxsb", (uint64_t)UINT64_MAX, (int64_t)-42, 2.5, 1, "hello",
+                              "wor\0ld", (size_t)6, bin, sizeof bin, (const char *)NULL, 0);
+    T_EQ_INT(m->type, 123);
+    T_ASSERT(m->len > 0);
+    m->req_id = 99;
+
+    uint64_t u = 0;
+    int64_t i = 0;
+    double d = 0;
+    int b1 = 0, b2 = 1;
+    const char *s = NULL, *S = NULL, *nil = "x";
+    const void *x = NULL;
+    size_t slen = 0, Slen = 0, xlen = 0, nillen = 5;
+    cg_msg_view_t v;
+    int rc = cg_msg_unpack(m, &v, "uidbsSxsb", &u, &i, &d, &b1, &s, &slen, &S, &Slen, &x, &xlen,
+                           &nil, &nillen, &b2);
+    T_EQ_INT(rc, CG_OK);
+    T_ASSERT(u == UINT64_MAX);
+    T_EQ_INT(i, -42);
+    T_ASSERT(d == 2.5);
+    T_EQ_INT(b1, 1);
+    T_EQ_INT(b2, 0);
+    T_EQ_STR(s, "hello"); /* 's' is NUL-terminated */
+    T_EQ_INT(slen, 5);
+    T_EQ_INT(Slen, 6);
+    T_ASSERT(memcmp(S, "wor\0ld", 6) == 0);
+    T_EQ_INT(xlen, sizeof bin);
+    T_ASSERT(memcmp(x, bin, sizeof bin) == 0);
+    T_ASSERT(nil == NULL);
+    T_EQ_INT(nillen, 0);
+    cg_msg_view_done(&v);
+    cg_msg_view_done(&v); /* idempotent */
+    cg_msg_free(m);
+}
+
+static void test_object_and_extra_elements(void)
+{
+    cg_msg_t *m = cg_msg_pack(CG_MSG_EXIT, "uisu", (uint64_t)5, (int64_t)2, "why", (uint64_t)77);
+    uint64_t aid;
+    int64_t reason;
+    const char *detail;
+    cg_msg_view_t v;
+    /* Fewer letters than elements: newer senders may append fields. */
+    T_EQ_INT(cg_msg_unpack(m, &v, "uis", &aid, &reason, &detail, NULL), CG_OK);
+    T_EQ_INT(aid, 5);
+    T_EQ_INT(reason, 2);
+    T_EQ_STR(detail, "why");
+    cg_msg_view_done(&v);
+
+    const msgpack_object *o = NULL;
+    T_EQ_INT(cg_msg_unpack(m, &v, "ooo", &o, &o, &o), CG_OK);
+    T_EQ_INT(o->type, MSGPACK_OBJECT_STR);
+    cg_msg_view_done(&v);
+    cg_msg_free(m);
+}
+
+static void test_errors(void)
+{
+    cg_msg_view_t v;
+    cg_msg_t *m = cg_msg_pack(1, "us", (uint64_t)1, "two");
+    uint64_t u;
+    int64_t i;
+    const char *s;
+    const void *x;
+    size_t n;
+    int b;
+    double d;
+
+    /* More letters than elements. */
+    T_EQ_INT(cg_msg_unpack(m, &v, "usu", &u, &s, &n, &u), CG_EINVAL);
+    cg_msg_view_done(&v);
+    /* Mistyped: a string where a number is expected, and the reverse. */
+    T_EQ_INT(cg_msg_unpack(m, &v, "uu", &u, &u), CG_EINVAL);
+    cg_msg_view_done(&v);
+    T_EQ_INT(cg_msg_unpack(m, &v, "s", &s, &n), CG_EINVAL);
+    cg_msg_view_done(&v);
+    T_EQ_INT(cg_msg_unpack(m, &v, "b", &b), CG_EINVAL);
+    cg_msg_view_done(&v);
+    T_EQ_INT(cg_msg_unpack(m, &v, "ux", &u, &x, &n), CG_OK); /* 'x' accepts str too */
+    cg_msg_view_done(&v);
+    cg_msg_free(m);
+
+    /* A negative number is not a 'u'; a huge unsigned is not an 'i'. */
+    m = cg_msg_pack(1, "iu", (int64_t)-1, (uint64_t)UINT64_MAX);
+    T_EQ_INT(cg_msg_unpack(m, &v, "u", &u), CG_EINVAL);
+    cg_msg_view_done(&v);
+    T_EQ_INT(cg_msg_unpack(m, &v, "ii", &i, &i), CG_EINVAL);
+    cg_msg_view_done(&v);
+    T_EQ_INT(cg_msg_unpack(m, &v, "d", &d), CG_OK); /* integers read as doubles */
+    T_ASSERT(d == -1.0);
+    cg_msg_view_done(&v);
+    cg_msg_free(m);
+
+    /* Bin is not a string. */
+    m = cg_msg_pack(1, "x", "ab", (size_t)2);
+    T_EQ_INT(cg_msg_unpack(m, &v, "S", &s, &n), CG_EINVAL);
+    cg_msg_view_done(&v);
+    cg_msg_free(m);
+
+    /* Garbage and truncated payloads. */
+    m = cg_msg_new(1, "\xc1\xc1\xc1", 3); /* 0xc1 is never used in msgpack */
+    T_EQ_INT(cg_msg_unpack(m, &v, "u", &u), CG_EINVAL);
+    cg_msg_view_done(&v);
+    cg_msg_free(m);
+    m = cg_msg_new(1, "\x92\x01", 2); /* array of 2, one element present */
+    T_EQ_INT(cg_msg_unpack(m, &v, "u", &u), CG_EINVAL);
+    cg_msg_view_done(&v);
+    cg_msg_free(m);
+    m = cg_msg_new(1, "\x91\x01\x01", 3); /* a complete array, then trailing bytes */
+    T_EQ_INT(cg_msg_unpack(m, &v, "u", &u), CG_EINVAL);
+    cg_msg_view_done(&v);
+    cg_msg_free(m);
+    m = cg_msg_new(1, "\x91\x01", 2); /* the same without them is fine */
+    T_EQ_INT(cg_msg_unpack(m, &v, "u", &u), CG_OK);
+    T_EQ_INT(u, 1);
+    cg_msg_view_done(&v);
+    cg_msg_free(m);
+    m = cg_msg_new(1, "\x01", 1); /* not an array */
+    T_EQ_INT(cg_msg_unpack(m, &v, "", NULL), CG_EINVAL);
+    cg_msg_view_done(&v);
+    cg_msg_free(m);
+}
+
+static void test_large_payload(void)
+{
+    size_t n = 100000;
+    char *big = cg_malloc(n);
+    for (size_t k = 0; k < n; k++)
+        big[k] = (char)(k * 31);
+    cg_msg_t *m = cg_msg_pack(200, "xu", big, n, (uint64_t)12345);
+    const void *x;
+    size_t xlen;
+    uint64_t u;
+    cg_msg_view_t v;
+    T_EQ_INT(cg_msg_unpack(m, &v, "xu", &x, &xlen, &u), CG_OK);
+    T_EQ_INT(xlen, n);
+    T_ASSERT(memcmp(x, big, n) == 0);
+    T_EQ_INT(u, 12345);
+    cg_msg_view_done(&v);
+    cg_msg_free(m);
+    free(big);
+}
+
+int main(void)
+{
+    T_RUN(test_new_raw);
+    T_RUN(test_roundtrip_all_letters);
+    T_RUN(test_object_and_extra_elements);
+    T_RUN(test_errors);
+    T_RUN(test_large_payload);
+    T_DONE();
+}
