@@ -14,7 +14,8 @@
  * memory. After each callback the loop checks whether the actor asked to
  * exit and stops dispatching if so.
  *
- * Timers. One timerfd per actor, armed (absolute CLOCK_MONOTONIC) to the
+ * Timers. One timerfd per actor, armed lazily (absolute CLOCK_MONOTONIC, just
+ * before the loop blocks, see arm()) at or before the
  * earliest deadline of a binary min-heap; timers live in a slab and their id
  * is (generation << 32 | slot + 1), so cancelling a fired or cancelled timer
  * is a checked no-op. Heap order is (deadline, sequence): a timer added
@@ -461,13 +462,25 @@ static void heap_remove(cg_actor_t *a, uint32_t pos)
     heap_down(a, a->tslab[last].heap_pos);
 }
 
-/* Point the timerfd at the earliest deadline (absolute, so a past deadline
- * fires at once). Only when it changed: settime is a system call. */
-static void arm(cg_actor_t *a)
+/* Called only when the loop is about to block. Returns the epoll timeout:
+ * 0 when a timer is already due (no need to sleep, nor to arm), else -1 with
+ * the timerfd pointing at or before the earliest deadline.
+ *
+ * Arming is lazy because timerfd_settime is a system call and timers churn:
+ * curl re-plans its timeout on nearly every socket event and the HTTP front
+ * adds a zero-delay "kick" per resumed request. Re-arming at every add or
+ * cancel cost a quarter of the gateway's CPU under load. So the timerfd is
+ * moved only when the earliest deadline comes *before* the armed one; a later
+ * one just means an early wake-up, after which this re-arms. */
+static int arm(cg_actor_t *a)
 {
-    uint64_t want = a->nheap ? a->tslab[a->heap[0]].deadline : 0;
-    if (want == a->armed)
-        return;
+    if (!a->nheap)
+        return -1; /* an armed timerfd may still fire: a harmless wake-up */
+    uint64_t want = a->tslab[a->heap[0]].deadline;
+    if (want <= cg_now_ns())
+        return 0;
+    if (a->armed && a->armed <= want)
+        return -1;
     struct itimerspec its = {0};
     if (want) { /* (an all-zero it_value would disarm; deadlines are > 0) */
         its.it_value.tv_sec = (time_t)(want / 1000000000ull);
@@ -475,9 +488,10 @@ static void arm(cg_actor_t *a)
     }
     if (timerfd_settime(a->tfd, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
         cg_error("actor %s: timerfd_settime: %s", a->name, strerror(errno));
-        return;
+        return 0; /* poll instead of sleeping blind */
     }
     a->armed = want;
+    return -1;
 }
 
 static void tmr_free(cg_actor_t *a, uint32_t t)
@@ -520,7 +534,6 @@ uint64_t cg_actor_timer(cg_actor_t *a, uint64_t delay_ns, uint64_t interval_ns, 
     p->cb = cb;
     p->ud = ud;
     heap_push(a, t);
-    arm(a);
     return (uint64_t)p->gen << 32 | (t + 1);
 }
 
@@ -535,7 +548,6 @@ void cg_actor_timer_cancel(cg_actor_t *a, uint64_t timer_id)
     if (p->heap_pos != HEAP_NONE)
         heap_remove(a, p->heap_pos);
     tmr_free(a, t);
-    arm(a);
 }
 
 static void run_timers(cg_actor_t *a)
@@ -564,7 +576,6 @@ static void run_timers(cg_actor_t *a)
         }
         cb(a, ud); /* may add/cancel timers: the slab may move, p is stale */
     }
-    arm(a);
 }
 
 /* ---- the loop ---- */
@@ -617,7 +628,7 @@ static void poll_once(cg_actor_t *a, int timeout)
             uint64_t ticks;
             ssize_t r = read(a->tfd, &ticks, sizeof ticks);
             (void)r;
-            a->armed = 0; /* consumed: run_timers re-arms for the new head */
+            a->armed = 0; /* consumed: arm() re-arms before the next sleep */
         } else {
             w->cb(a, w->fd, evs[i].events, w->ud);
         }
@@ -638,7 +649,7 @@ static void loop(cg_actor_t *a)
         run_deferred(a);
         if (!a->exiting) {
             if (n < a->batch && cg_mbox_prepare_sleep(a->mb))
-                poll_once(a, -1); /* timers wake us through the timerfd */
+                poll_once(a, arm(a)); /* timers wake us through the timerfd */
             else if (a->nuser || a->nheap)
                 poll_once(a, 0); /* messages remain: just look at fds and timers */
             /* else: nothing but messages to look at; skip the system call */
@@ -649,26 +660,35 @@ static void loop(cg_actor_t *a)
     }
 }
 
-static int send_with(cg_aid_t to, cg_msg_t *m, bool bounded)
+typedef enum { SEND_BOUNDED, SEND_UNBOUNDED, SEND_LAZY } send_kind_t;
+
+static int send_with(cg_aid_t to, cg_msg_t *m, send_kind_t kind)
 {
     reg_slot_t *s;
     cg_actor_t *a = reg_ref(to, &s);
     if (!a)
         return CG_ENOENT;
-    int rc = bounded ? cg_mbox_push_mpsc(a->mb, m) : cg_mbox_push_unbounded_mpsc(a->mb, m);
+    int rc = kind == SEND_BOUNDED ? cg_mbox_push_mpsc(a->mb, m)
+             : kind == SEND_LAZY  ? cg_mbox_push_lazy_mpsc(a->mb, m)
+                                  : cg_mbox_push_unbounded_mpsc(a->mb, m);
     reg_unref(s);
     return rc;
 }
 
 int cg_actor_send(cg_aid_t to, cg_msg_t *m)
 {
-    return send_with(to, m, true);
+    return send_with(to, m, SEND_BOUNDED);
+}
+
+int cg_actor_send_lazy(cg_aid_t to, cg_msg_t *m)
+{
+    return send_with(to, m, SEND_LAZY);
 }
 
 int cg_actor_stop(cg_aid_t to)
 {
     cg_msg_t *m = cg_msg_new(CG_MSG_SHUTDOWN, NULL, 0);
-    int rc = send_with(to, m, false); /* a stop must get through a full mailbox */
+    int rc = send_with(to, m, SEND_UNBOUNDED); /* a stop must get through a full mailbox */
     if (rc != CG_OK)
         cg_msg_free(m);
     return rc;
@@ -710,7 +730,7 @@ static void finish(cg_actor_t *a)
             cg_msg_pack(CG_MSG_EXIT, "uis", (uint64_t)a->self, (int64_t)a->reason, a->detail);
         e->sender = a->self;
         e->reply_to = a->self;
-        if (send_with(a->parent, e, false) != CG_OK)
+        if (send_with(a->parent, e, SEND_UNBOUNDED) != CG_OK)
             cg_msg_free(e); /* parent gone: nobody to tell */
     }
 }

@@ -66,6 +66,11 @@ int cg_actor_spawn(const cg_actor_spec_t *spec, void *arg, cg_aid_t parent, cg_a
  * the caller still owns m and decides (reply 503, drop a sample, ...). */
 int cg_actor_send(cg_aid_t to, cg_msg_t *m);
 
+/* Any thread. As cg_actor_send, but does not wake the target if it sleeps:
+ * the message is handled at its next wake-up. Only for messages that may wait
+ * (statistics) and targets that wake periodically (a timer). */
+int cg_actor_send_lazy(cg_aid_t to, cg_msg_t *m);
+
 /* Any thread: post CG_MSG_SHUTDOWN (graceful stop). */
 int cg_actor_stop(cg_aid_t to);
 

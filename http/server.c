@@ -537,8 +537,12 @@ static void sample(front_t *f, req_t *r, const char *klass, int64_t status, uint
     cg_msg_t *m = cg_sup_sample_msg(r->model_ref, klass, (int)status, ttft_ns,
                                     cg_now_ns() - r->attempt_t0, out_tokens, retry_ms);
     m->sender = cg_actor_self(f->actor);
-    /* Statistics, not requests: a full or absent supervisor loses a sample. */
-    if (cg_actor_send(f->supervisor, m) != CG_OK)
+    /* Statistics, not requests: a full or absent supervisor loses a sample.
+     * A success may wait for the supervisor's next periodic wake-up (at most
+     * its flush period); a failure changes routing (cooldowns), so it wakes
+     * the supervisor at once. */
+    int rc = klass ? cg_actor_send(f->supervisor, m) : cg_actor_send_lazy(f->supervisor, m);
+    if (rc != CG_OK)
         cg_msg_free(m);
 }
 
@@ -627,7 +631,7 @@ static bool start_attempt(front_t *f, req_t *r)
         if (f->supervisor) {
             cg_msg_t *b = cg_sup_begin_msg(model->ref);
             b->sender = cg_actor_self(f->actor);
-            if (cg_actor_send(f->supervisor, b) != CG_OK)
+            if (cg_actor_send_lazy(f->supervisor, b) != CG_OK)
                 cg_msg_free(b);
         }
         r->provider = aid;

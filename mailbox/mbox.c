@@ -137,7 +137,7 @@ static int reserve(cg_mbox_t *mb, bool bounded)
     return CG_OK;
 }
 
-static int push(cg_mbox_t *mb, cg_msg_t *m, bool bounded)
+static int push(cg_mbox_t *mb, cg_msg_t *m, bool bounded, bool wake)
 {
     int rc = reserve(mb, bounded);
     if (rc != CG_OK)
@@ -154,6 +154,8 @@ static int push(cg_mbox_t *mb, cg_msg_t *m, bool bounded)
      * load of `sleeping` explicitly (the Dekker pair in DESIGN). */
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
 #endif
+    if (!wake)
+        return CG_OK; /* lazy: the consumer finds it on its next wake-up */
     /* seq_cst: pairs with the consumer's seq_cst exchange in
      * cg_mbox_prepare_sleep. The plain load first keeps a running consumer
      * free of exchanges on its cache line. */
@@ -168,12 +170,17 @@ static int push(cg_mbox_t *mb, cg_msg_t *m, bool bounded)
 
 int cg_mbox_push_mpsc(cg_mbox_t *mb, cg_msg_t *m)
 {
-    return push(mb, m, true);
+    return push(mb, m, true, true);
+}
+
+int cg_mbox_push_lazy_mpsc(cg_mbox_t *mb, cg_msg_t *m)
+{
+    return push(mb, m, true, false);
 }
 
 int cg_mbox_push_unbounded_mpsc(cg_mbox_t *mb, cg_msg_t *m)
 {
-    return push(mb, m, false);
+    return push(mb, m, false, true);
 }
 
 /* Take the whole stack and reverse it into the private FIFO. */

@@ -40,6 +40,12 @@ int cg_mbox_push_mpsc(cg_mbox_t *mb, cg_msg_t *m);
 /* Same, but never CG_EFULL: for the few messages the system must not lose
  * (CG_MSG_EXIT to a parent, CG_MSG_SHUTDOWN), each sent at most a handful of
  * times per actor, so the overshoot past capacity stays small. */
+/* As cg_mbox_push_mpsc, but never wakes a sleeping consumer: the message
+ * waits for the consumer's next wake-up (a timer, an fd, another message).
+ * For statistics whose consumer runs a periodic timer: saves the producer a
+ * write(2) and the consumer a context switch per message. */
+int cg_mbox_push_lazy_mpsc(cg_mbox_t *mb, cg_msg_t *m);
+
 int cg_mbox_push_unbounded_mpsc(cg_mbox_t *mb, cg_msg_t *m);
 
 /* Consumer only: the next message in arrival order, or NULL when empty. */
