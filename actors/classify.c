@@ -28,7 +28,7 @@ static const char *const class_names[] = {
     [CG_FAIL_RATE_LIMIT] = "rate_limit", [CG_FAIL_AUTH] = "auth",
     [CG_FAIL_BILLING] = "billing",       [CG_FAIL_MODEL_NOT_FOUND] = "model_not_found",
     [CG_FAIL_FORMAT] = "format",         [CG_FAIL_CONTEXT_OVERFLOW] = "context_overflow",
-    [CG_FAIL_UNKNOWN] = "unknown",
+    [CG_FAIL_UNKNOWN] = "unknown",       [CG_FAIL_ABORTED] = "aborted",
 };
 
 const char *cg_fail_class_name(cg_fail_class_t c)

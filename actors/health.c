@@ -657,6 +657,10 @@ bool cg_health_on_sample(cg_health_t *h, const char *ref, const char *class_name
         return changed;
     }
 
+    /* "cancelled": the client left or the provider actor stopped under the
+     * attempt. Not the model's doing: only the in-flight count changes. */
+    if (strcmp(class_name, "cancelled") == 0)
+        return false;
     const char *cls = class_static(class_name);
     hm->failures_total++;
     hm->last_class = cls;

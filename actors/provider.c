@@ -1264,7 +1264,7 @@ static void prov_cleanup(cg_actor_t *a)
     p->closing = true;
     while (p->head) {
         xfer_t *x = p->head;
-        send_fail(x, CG_FAIL_UNKNOWN, 0, "provider actor stopped");
+        send_fail(x, CG_FAIL_ABORTED, 0, "provider actor stopped");
         xfer_finish(p, x);
     }
     if (p->multi)

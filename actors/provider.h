@@ -48,6 +48,8 @@ typedef enum {
     CG_FAIL_FORMAT,
     CG_FAIL_CONTEXT_OVERFLOW,
     CG_FAIL_UNKNOWN,
+    CG_FAIL_ABORTED, /* the provider actor itself stopped (crash, shutdown): not the
+                        upstream's fault, so the owner falls over without a cooldown */
 } cg_fail_class_t;
 
 const char *cg_fail_class_name(cg_fail_class_t c);

@@ -111,6 +111,7 @@ typedef struct req {
     const char *last_class;
     int64_t last_status;
     int64_t last_retry_ms;
+    int64_t cooldown_end_ms; /* earliest cooldown end this request's failures caused */
 } req_t;
 
 struct front {
@@ -561,10 +562,30 @@ static void note_attempt(req_t *r, const char *klass, int64_t status, const char
 
 static void watchdog_cb(cg_actor_t *a, void *ud);
 
+/* The cooldown a failure of this request starts, by the supervisor's own
+ * rules, so the all-failed error can say when the first one ends without
+ * waiting for the supervisor to publish it. */
+static void note_cooldown(front_t *f, req_t *r, const char *klass, int64_t retry_ms)
+{
+    if (!cg_health_falls_back(klass))
+        return;
+    cg_health_t *h = cg_snap_acquire(f->args.health);
+    const cg_health_model_t *hm = h ? cg_health_find_model(h, r->model_ref) : NULL;
+    int failures = hm ? hm->failures + 1 : 1;
+    if (h)
+        cg_snap_release(f->args.health, h);
+    int64_t end =
+        cg_wall_ms() + (int64_t)(cg_health_cooldown_ns(klass, failures, retry_ms) / 1000000ull);
+    if (!r->cooldown_end_ms || end < r->cooldown_end_ms)
+        r->cooldown_end_ms = end;
+}
+
 static void all_failed(front_t *f, req_t *r)
 {
     cg_health_t *h = cg_snap_acquire(f->args.health);
     int64_t soon = cg_health_soonest_cooldown_ms(h, r->cfg, r->requested, cg_now_ns());
+    if (r->cooldown_end_ms && (!soon || r->cooldown_end_ms < soon))
+        soon = r->cooldown_end_ms;
     if (h)
         cg_snap_release(f->args.health, h);
     const char *klass = r->last_class ? r->last_class : "unknown";
@@ -585,7 +606,7 @@ static void all_failed(front_t *f, req_t *r)
     }
     const char *code = strcmp(klass, "context_overflow") == 0 ? "context_length_exceeded" : klass;
     if (r->n_attempts == 1)
-        set_json_error(r, st, "upstream_error", code, "provider %s failed%s",
+        set_json_error(r, st, "upstream_error", code, "the attempt failed: %s%s",
                        r->attempts_detail.data, when);
     else
         set_json_error(r, st, "upstream_error", code, "all %zu attempts failed: %s%s",
@@ -673,8 +694,13 @@ static void attempt_failed(front_t *f, req_t *r, const char *klass, int64_t stat
         cg_actor_timer_cancel(f->actor, r->watchdog);
         r->watchdog = 0;
     }
-    sample(f, r, klass, status, 0, 0, retry_ms);
+    /* An attempt whose provider actor stopped under it says nothing about
+     * the model: release its in-flight count without a cooldown. */
+    bool aborted = strcmp(klass, "aborted") == 0;
+    sample(f, r, aborted ? "cancelled" : klass, status, 0, 0, retry_ms);
     note_attempt(r, klass, status, msg, msg_len);
+    if (!aborted)
+        note_cooldown(f, r, klass, retry_ms);
     r->last_class = klass;
     r->last_status = status;
     r->last_retry_ms = retry_ms;
@@ -932,8 +958,10 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
     *con_cls = NULL;
     /* A provider that is gone or full cannot take the cancel; it will find
      * the owner's request missing on its next message anyway. */
-    if (r->inflight && r->provider)
+    if (r->inflight && r->provider) {
         cancel_attempt(f, r);
+        sample(f, r, "cancelled", 0, 0, 0, 0);
+    }
     req_free(f, r);
 }
 
@@ -1025,9 +1053,9 @@ static void on_provider_msg(front_t *f, cg_msg_t *m)
         }
         /* Class names are a closed set; map to the static string so the
          * request can keep it after the message is freed. */
-        static const char *classes[] = {"timeout", "overloaded",      "rate_limit",
-                                        "auth",    "billing",         "model_not_found",
-                                        "format",  "context_overflow"};
+        static const char *classes[] = {"timeout", "overloaded",       "rate_limit",
+                                        "auth",    "billing",          "model_not_found",
+                                        "format",  "context_overflow", "aborted"};
         const char *klass = "unknown";
         for (size_t i = 0; i < CG_ARRAY_LEN(classes); i++)
             if (cls && strlen(classes[i]) == cls_len && memcmp(classes[i], cls, cls_len) == 0)
