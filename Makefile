@@ -56,6 +56,9 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# store/db.c embeds schema/*.sql with .incbin, which -MMD cannot see.
+$(BUILD)/obj/store/db.o: $(wildcard schema/*.sql)
+
 $(LIB): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^

@@ -16,6 +16,7 @@
 #include "actors/supervisor.h"
 #include "config/config.h"
 #include "http/server.h"
+#include "store/store.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -32,6 +33,9 @@ static const char usage[] =
     "  serve [--config FILE]     run the gateway (FILE defaults to $CLAWGATE_CONFIG)\n"
     "  check-config FILE         validate a config and print what it resolves to;\n"
     "                            exit 1 with every error as FILE:LINE:COL: key: message\n"
+    "  sessions list|show KEY|search TEXT [--db PATH | --config FILE] [--json]\n"
+    "  usage [--by model,day] [--since ...] [--db PATH | --config FILE] [--json]\n"
+    "                            the session store (see `clawgate sessions --help`)\n"
     "  status [--url URL | --config FILE] [--json]\n"
     "                            provider states, cooldowns, latency, fallback order\n"
     "  --help, -h                this text\n"
@@ -168,6 +172,16 @@ static int cmd_serve(int argc, char **argv)
         cg_actor_enable_test_hooks(true);
 
     size_t n_prov = cfg->n_providers;
+    /* The database first: one newer than this binary, corrupt or unwritable
+     * stops start-up here, before the port opens. */
+    char err[512];
+    if (cg_store_prepare(cfg->settings.store_path, err, sizeof err) != 0) {
+        fprintf(stderr, "clawgate: session store %s: %s\n", cfg->settings.store_path, err);
+        return 1;
+    }
+    char *store_path = cg_strdup(cfg->settings.store_path);
+    cg_store_args_t store_args = {.path = store_path,
+                                  .retention_days = cfg->settings.retention_days};
     cg_snap_t *config_snap = cg_snap_new(cfg, free_config);
     cg_snap_t *routes_snap = cg_snap_new(NULL, cg_routes_free);
     cg_snap_t *health_snap = cg_snap_new(NULL, cg_health_free);
@@ -188,8 +202,17 @@ static int cmd_serve(int argc, char **argv)
         }
         usleep(1000);
     }
-    cg_http_args_t hargs = {
-        .config = config_snap, .routes = routes_snap, .health = health_snap, .supervisor = sup};
+    cg_aid_t store;
+    if (cg_actor_spawn(&cg_store_spec, &store_args, sup, &store) != 0) {
+        fprintf(stderr, "clawgate: cannot start the session store\n");
+        return 1;
+    }
+    cg_http_args_t hargs = {.config = config_snap,
+                            .routes = routes_snap,
+                            .health = health_snap,
+                            .supervisor = sup,
+                            .store = store,
+                            .store_path = store_path};
     cg_aid_t front;
     if (cg_actor_spawn(&cg_http_spec, &hargs, sup, &front) != 0) {
         fprintf(stderr, "clawgate: cannot start the http front\n");
@@ -227,16 +250,50 @@ static int cmd_serve(int argc, char **argv)
      * the prober and the providers. */
     cg_actor_stop(front);
     cg_actor_join(front, NULL);
+    /* The store after the front: its stop commits and ACKs what is pending. */
+    cg_actor_stop(store);
+    cg_actor_join(store, NULL);
     cg_actor_stop(sup);
     cg_actor_join(sup, NULL);
     cg_snap_free(routes_snap);
     cg_snap_free(health_snap);
     cg_snap_free(config_snap);
+    cg_free(store_path);
     curl_global_cleanup();
     close(sfd);
     close(fatal_fd);
     cg_notice("clawgate stopped");
     return exit_code;
+}
+
+/* `clawgate sessions ...` and `clawgate usage ...` on the database named by
+ * --db PATH, or by the store path of --config FILE (default: the config's
+ * default store path). argv[0] is the command word. */
+static int cmd_store(int argc, char **argv)
+{
+    const char *db = NULL;
+    char *owned = NULL;
+    int out = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--db") == 0 && i + 1 < argc) {
+            db = argv[++i];
+        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            cg_config_t *cfg = load_config(argv[++i], false);
+            if (!cfg)
+                return 1;
+            cg_free(owned);
+            owned = cg_strdup(cfg->settings.store_path);
+            db = owned;
+            cg_config_free(cfg);
+        } else {
+            argv[out++] = argv[i];
+        }
+    }
+    if (!db)
+        db = getenv("CLAWGATE_DB") ? getenv("CLAWGATE_DB") : "./var/clawgate.db";
+    int rc = cg_store_cli(out, argv, db);
+    cg_free(owned);
+    return rc;
 }
 
 /* The base URL of a running gateway: --url, else the listen address of
@@ -293,6 +350,8 @@ int main(int argc, char **argv)
         cg_free(url);
         return rc;
     }
+    if (strcmp(cmd, "sessions") == 0 || strcmp(cmd, "usage") == 0)
+        return cmd_store(argc - 1, argv + 1);
     if (strcmp(cmd, "check-config") == 0)
         return cmd_check_config(argc - 2, argv + 2);
     fprintf(stderr, "clawgate: unknown command '%s'\n%s", cmd, usage);

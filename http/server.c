@@ -28,7 +28,9 @@
 #include "actors/provider.h"
 #include "actors/supervisor.h"
 #include "config/config.h"
+#include "http/reply.h"
 #include "proto/jscan.h"
+#include "store/store.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -44,9 +46,10 @@
 #define SWEEP_NS 1000000000ull       /* suspended-connection sweep period */
 #define SHUTDOWN_GRACE_NS (30ull * 1000000000ull)
 #define JSON_MAX_DEPTH 128
-#define MAX_PLAN 8             /* attempts per request at most */
-#define ATTEMPT_BITS 4         /* low bits of a message req_id: the attempt */
-#define WATCHDOG_SLACK_MS 5000 /* beyond the provider's own total timeout */
+#define MAX_PLAN 8                             /* attempts per request at most */
+#define ATTEMPT_BITS 4                         /* low bits of a message req_id: the attempt */
+#define WATCHDOG_SLACK_MS 5000                 /* beyond the provider's own total timeout */
+#define ACK_TIMEOUT_NS (10ull * 1000000000ull) /* store commit wait, at most */
 
 typedef enum {
     ROUTE_NONE,
@@ -56,6 +59,7 @@ typedef enum {
     ROUTE_READY,
     ROUTE_STATUS,
     ROUTE_TEST_CRASH,
+    ROUTE_STORE, /* /v1/sessions..., /v1/usage: answered by the store's queries */
 } route_t;
 
 typedef enum {
@@ -63,6 +67,7 @@ typedef enum {
     PH_WAITING,   /* sent to a provider, connection suspended, nothing sent */
     PH_READY,     /* a complete response is ready to queue */
     PH_STREAM,    /* streaming response ready to queue (or queued) */
+    PH_HOLD,      /* complete response ready, held until the store ACKs the exchange */
     PH_SENT,      /* response queued */
 } phase_t;
 
@@ -112,6 +117,25 @@ typedef struct req {
     int64_t last_status;
     int64_t last_retry_ms;
     int64_t cooldown_end_ms; /* earliest cooldown end this request's failures caused */
+    struct {
+        const char *ref, *klass; /* static or in cfg */
+        int status;
+        int64_t ms;
+    } att[MAX_PLAN + 1];
+    /* the exchange record */
+    uint64_t t0_ns;
+    int64_t started_ms;
+    char *session_key; /* x-session-key, NULL: exchange only */
+    bool stateful;     /* x-session-mode: stateful */
+    char *model_asked;
+    cg_buf_t client_messages; /* session requests: the client's own messages */
+    cg_reply_t *reply;        /* session stream: the assistant message so far */
+    cg_buf_t reply_json;
+    const cg_model_t *answered_model;
+    int64_t pt, ct, cached, ttft_ms;
+    bool recorded;
+    bool await_ack; /* the final byte waits for the store's ACK */
+    uint64_t ack_timer;
 } req_t;
 
 struct front {
@@ -129,6 +153,9 @@ struct front {
     size_t max_body;
     int connect_ms, first_token_ms, idle_ms, request_ms;
     cg_aid_t supervisor;
+    cg_aid_t store;
+    cg_store_ro_t *ro; /* read-only store connection for queries and history */
+    bool store_fail_closed;
     bool test_hooks;
     req_t *buckets[REQ_BUCKETS];
     req_t *live;
@@ -139,6 +166,7 @@ struct front {
 };
 
 static void run_mhd(front_t *f);
+static void stream_append_event(req_t *r, const char *data, size_t len);
 static void kick_cb(cg_actor_t *a, void *ud);
 static void apply_settings(front_t *f, const cg_settings_t *s);
 
@@ -163,6 +191,9 @@ static req_t *req_new(front_t *f, struct MHD_Connection *conn)
     r->front = f;
     r->conn = conn;
     r->id = ++f->next_id;
+    r->t0_ns = cg_now_ns();
+    r->started_ms = cg_wall_ms();
+    r->ttft_ms = -1;
     snprintf(r->idstr, sizeof r->idstr, "req_%012llx%06llx", (unsigned long long)f->id_prefix,
              (unsigned long long)(r->id & 0xffffff));
     size_t b = bucket_of(r->id);
@@ -194,8 +225,15 @@ static void req_free(front_t *f, req_t *r)
         cg_actor_timer_cancel(f->actor, r->watchdog);
     if (r->cfg)
         cg_snap_release(f->args.config, r->cfg);
+    if (r->ack_timer)
+        cg_actor_timer_cancel(f->actor, r->ack_timer);
     cg_buf_free(&r->attempts);
     cg_buf_free(&r->attempts_detail);
+    cg_free(r->session_key);
+    cg_free(r->model_asked);
+    cg_buf_free(&r->client_messages);
+    cg_reply_free(r->reply);
+    cg_buf_free(&r->reply_json);
     cg_buf_free(&r->body);
     cg_buf_free(&r->resp);
     cg_buf_free(&r->out);
@@ -343,6 +381,8 @@ static route_t route_of(const char *url, const char *method, const char **allow,
         {"/readyz", "GET", ROUTE_READY},
         {"/v1/gateway/status", "GET", ROUTE_STATUS},
         {"/v1/gateway/test/crash", "POST", ROUTE_TEST_CRASH},
+        {"/v1/usage", "GET", ROUTE_STORE},
+        {"/v1/sessions", "GET", ROUTE_STORE},
     };
     for (size_t i = 0; i < CG_ARRAY_LEN(table); i++) {
         if (strcmp(url, table[i].path) != 0)
@@ -351,6 +391,11 @@ static route_t route_of(const char *url, const char *method, const char **allow,
         *ok = strcmp(method, table[i].method) == 0 ||
               (strcmp(table[i].method, "GET") == 0 && strcmp(method, "HEAD") == 0);
         return table[i].route;
+    }
+    if (strncmp(url, "/v1/sessions/", 13) == 0) {
+        *allow = "GET";
+        *ok = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+        return ROUTE_STORE;
     }
     *ok = false;
     return ROUTE_NONE;
@@ -462,6 +507,196 @@ static void serve_test_crash(front_t *f, req_t *r, struct MHD_Connection *conn)
     set_body(r, 200, "{\"crashed\":true}", 16);
 }
 
+/* MHD hands over the query already split and decoded; the store's query
+ * parser takes the raw form, so put it back together. */
+static enum MHD_Result add_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    CG_UNUSED(kind);
+    cg_buf_t *q = cls;
+    const char *parts[2] = {key, value};
+    for (int i = 0; i < 2; i++) {
+        if (i == 0 && q->len)
+            cg_buf_append(q, "&", 1);
+        if (i == 1) {
+            if (!value)
+                break;
+            cg_buf_append(q, "=", 1);
+        }
+        for (const unsigned char *p = (const unsigned char *)parts[i]; p && *p; p++) {
+            if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                *p == '-' || *p == '_' || *p == '.' || *p == '~')
+                cg_buf_append(q, p, 1);
+            else
+                cg_buf_printf(q, "%%%02X", *p);
+        }
+    }
+    return MHD_YES;
+}
+
+static void serve_store(front_t *f, req_t *r, struct MHD_Connection *conn, const char *url)
+{
+    if (!f->ro) {
+        set_json_error(r, 503, "unavailable", "store_unavailable",
+                       "the session store is not open (see the gateway log)");
+        return;
+    }
+    cg_buf_t q = {0};
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_query_arg, &q);
+    unsigned status = 500;
+    cg_buf_reset(&r->resp);
+    int rc = cg_store_http(f->ro, "GET", url, q.data, &r->resp, &status);
+    cg_buf_free(&q);
+    if (rc == CG_ENOENT) {
+        set_json_error(r, 404, "invalid_request_error", "not_found", "no such endpoint: GET %s",
+                       url);
+        return;
+    }
+    r->status = status;
+    r->ctype = "application/json";
+    r->phase = PH_READY;
+}
+
+/* ---- the exchange record ----
+ * Every chat request that reached the routing stage leaves one exchange in
+ * the store. A success's final byte (the end of the JSON body, or
+ * "data: [DONE]") is held until the store ACKs the commit, so an exchange a
+ * client saw complete survives a kill -9. Failures are recorded without
+ * holding the client: their answer is an error either way. */
+
+static void finish_held(front_t *f, req_t *r, bool stored, const char *why);
+
+static void ack_timeout_cb(cg_actor_t *a, void *ud)
+{
+    req_t *r = ud;
+    r->ack_timer = 0;
+    if (r->await_ack)
+        finish_held(cg_actor_state(a), r, false, "no commit acknowledgement within 10 s");
+}
+
+static void record(front_t *f, req_t *r, const char *status, const char *klass, int http_status)
+{
+    if (r->recorded)
+        return;
+    r->recorded = true;
+    cg_store_attempt_t att[CG_ARRAY_LEN(r->att)];
+    size_t n = r->n_attempts < CG_ARRAY_LEN(att) ? r->n_attempts : CG_ARRAY_LEN(att);
+    for (size_t i = 0; i < n; i++)
+        att[i] = (cg_store_attempt_t){.ref = r->att[i].ref,
+                                      .fail_class = r->att[i].klass,
+                                      .http_status = r->att[i].status,
+                                      .duration_ms = r->att[i].ms};
+    bool ok = strcmp(status, "ok") == 0;
+    if (ok && r->session_key && r->reply)
+        cg_reply_message(r->reply, &r->reply_json);
+    int64_t pt = r->pt > 0 ? r->pt : 0, ct = r->ct > 0 ? r->ct : 0;
+    int64_t cached = r->cached > 0 ? r->cached : 0;
+    cg_store_exchange_t x = {
+        .session_key = r->session_key,
+        .stateful = r->stateful,
+        .request_id = r->idstr,
+        .client_api = "chat.completions",
+        .model_asked = r->model_asked,
+        .model_answered = ok && r->answered_model ? r->answered_model->ref : NULL,
+        .status = status,
+        .error_class = ok ? NULL : klass,
+        .http_status = http_status,
+        .attempts = att,
+        .n_attempts = n,
+        .prompt_tokens = pt,
+        .completion_tokens = ct,
+        .cache_read_tokens = cached,
+        .cost_usd = ok ? cg_store_cost(r->answered_model, pt, ct, cached, 0) : 0,
+        .ttft_ms = r->ttft_ms,
+        .latency_ms = (int64_t)((cg_now_ns() - r->t0_ns) / 1000000ull),
+        .started_ms = r->started_ms,
+        .finished_ms = cg_wall_ms(),
+        .messages_json = r->client_messages.len ? r->client_messages.data : NULL,
+        .messages_len = r->client_messages.len,
+        .reply_json = r->reply_json.len ? r->reply_json.data : NULL,
+        .reply_len = r->reply_json.len,
+    };
+    cg_msg_t *m = cg_store_append_msg(&x);
+    m->req_id = r->id;
+    m->sender = m->reply_to = cg_actor_self(f->actor);
+    int rc = f->store ? cg_actor_send(f->store, m) : CG_ENOENT;
+    if (rc != CG_OK) {
+        cg_msg_free(m);
+        cg_error("%s: exchange not recorded: store %s", r->idstr, cg_strerror(rc));
+        if (ok) {
+            r->await_ack = true;
+            finish_held(f, r, false, "the session store cannot take it");
+        }
+        return;
+    }
+    if (ok) {
+        r->await_ack = true;
+        r->ack_timer = cg_actor_timer(f->actor, ACK_TIMEOUT_NS, 0, ack_timeout_cb, r);
+    }
+}
+
+/* The ACK (or its absence) for a held success: release the final byte, or
+ * when the store failed and the operator chose onError "fail", replace it by
+ * an error (503, or an error event on a stream whose headers are out). */
+static void finish_held(front_t *f, req_t *r, bool stored, const char *why)
+{
+    if (!r->await_ack)
+        return;
+    r->await_ack = false;
+    if (r->ack_timer) {
+        cg_actor_timer_cancel(f->actor, r->ack_timer);
+        r->ack_timer = 0;
+    }
+    bool deliver = stored || !f->store_fail_closed;
+    if (!stored)
+        cg_error("%s: the store did not commit the exchange (%s); %s", r->idstr, why,
+                 deliver ? "answering anyway (onError: serve)" : "failing it (onError: fail)");
+    if (r->stream) {
+        if (!r->client_gone) {
+            if (deliver) {
+                cg_buf_append(&r->out, "data: [DONE]\n\n", 14);
+            } else {
+                cg_buf_t ev = {0};
+                error_json(&ev, "unavailable", "store_error",
+                           "the exchange could not be recorded in the session store");
+                stream_append_event(r, ev.data, ev.len);
+                cg_buf_free(&ev);
+            }
+        }
+        r->upstream_done = true;
+        if (r->phase == PH_WAITING || r->phase == PH_HOLD)
+            r->phase = PH_STREAM;
+    } else if (deliver) {
+        r->phase = PH_READY;
+    } else {
+        set_json_error(r, 503, "unavailable", "store_error",
+                       "the answer could not be recorded in the session store (%s); "
+                       "clawgate.store.onError is \"fail\"",
+                       why);
+    }
+    req_resume(r);
+}
+
+static void on_store_ack(front_t *f, cg_msg_t *m)
+{
+    req_t *r = req_find(f, m->req_id);
+    if (!r || !r->await_ack) {
+        cg_msg_free(m);
+        return;
+    }
+    cg_msg_view_t v;
+    int ok = 0;
+    const char *err = NULL;
+    size_t elen = 0;
+    if (cg_msg_unpack(m, &v, "bS", &ok, &err, &elen) != 0)
+        ok = 0;
+    char why[256];
+    snprintf(why, sizeof why, "%.*s", (int)(elen > 200 ? 200 : elen), err ? err : "");
+    cg_msg_view_done(&v);
+    cg_msg_free(m);
+    finish_held(f, r, ok != 0, why);
+}
+
 /* ---- chat completions ---- */
 
 static const char *jtype_name(cg_jtype_t t)
@@ -551,6 +786,12 @@ static void note_attempt(req_t *r, const char *klass, int64_t status, const char
                          size_t msg_len)
 {
     uint64_t ms = (cg_now_ns() - r->attempt_t0) / 1000000ull;
+    if (r->n_attempts < CG_ARRAY_LEN(r->att)) {
+        r->att[r->n_attempts].ref = r->model_ref;
+        r->att[r->n_attempts].klass = klass;
+        r->att[r->n_attempts].status = (int)status;
+        r->att[r->n_attempts].ms = (int64_t)ms;
+    }
     cg_buf_printf(&r->attempts, "%s%s;%s;%lld", r->attempts.len ? ", " : "", r->model_ref,
                   klass ? klass : "ok", (long long)status);
     if (klass)
@@ -611,6 +852,7 @@ static void all_failed(front_t *f, req_t *r)
     else
         set_json_error(r, st, "upstream_error", code, "all %zu attempts failed: %s%s",
                        r->n_attempts, r->attempts_detail.data, when);
+    record(f, r, "error", klass, (int)st);
 }
 
 /* Send the request to the plan's next usable entry. Returns true when an
@@ -730,6 +972,7 @@ static void attempt_failed(front_t *f, req_t *r, const char *klass, int64_t stat
             stream_append_event(r, ev.data, ev.len);
         cg_buf_free(&ev);
         cg_buf_free(&text);
+        record(f, r, "error", klass, 200);
     }
     r->upstream_done = true;
     req_resume(r);
@@ -747,6 +990,85 @@ static void watchdog_cb(cg_actor_t *a, void *ud)
     cancel_attempt(f, r);
     const char *msg = "provider actor did not answer";
     attempt_failed(f, r, "timeout", 0, msg, strlen(msg), 0);
+}
+
+/* x-session-key names a session: keep the client's messages (and, on a
+ * stream, fold the reply) for its transcript. x-session-mode: stateful means
+ * the client sends only its new messages: the stored history goes in front
+ * of them, spliced into the body without re-serialising the rest. Returns 0,
+ * or -1 with an error response set. */
+static int start_session(front_t *f, req_t *r, const cg_jscan_t *js, const cg_jmember_t *msgs)
+{
+    const char *key = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "x-session-key");
+    const char *mode = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "x-session-mode");
+    if (!key || !*key) {
+        if (mode && strcasecmp(mode, "stateful") == 0) {
+            set_json_error(r, 400, "invalid_request_error", "missing_session_key",
+                           "x-session-mode: stateful needs an x-session-key header");
+            return -1;
+        }
+        return 0;
+    }
+    if (strlen(key) > 512) {
+        set_json_error(r, 400, "invalid_request_error", "invalid_session_key",
+                       "x-session-key is longer than 512 bytes");
+        return -1;
+    }
+    if (mode && strcasecmp(mode, "stateful") != 0 && strcasecmp(mode, "stateless") != 0) {
+        set_json_error(r, 400, "invalid_request_error", "invalid_session_mode",
+                       "x-session-mode must be 'stateful' or 'stateless', got '%.64s'", mode);
+        return -1;
+    }
+    r->session_key = cg_strdup(key);
+    r->stateful = mode && strcasecmp(mode, "stateful") == 0;
+    cg_buf_append(&r->client_messages, js->src + msgs->val_off, msgs->val_len);
+    if (r->stream)
+        r->reply = cg_reply_new();
+    if (!r->stateful)
+        return 0;
+    if (!f->ro) {
+        set_json_error(r, 503, "unavailable", "store_unavailable",
+                       "stateful sessions need the session store, which is not open");
+        return -1;
+    }
+    cg_buf_t hist = {0};
+    if (cg_store_history(f->ro, NULL, key, &hist) != 0) {
+        cg_buf_free(&hist);
+        set_json_error(r, 503, "unavailable", "store_error",
+                       "could not read the history of session '%.64s'", key);
+        return -1;
+    }
+    /* hist is "[...]"; join it with the client's array into one. */
+    const char *h = hist.data ? hist.data : "[]";
+    size_t hl = hist.len;
+    while (hl && h[hl - 1] != ']')
+        hl--;
+    size_t hs = 1;
+    while (hs < hl && (h[hs] == ' ' || h[hs] == '\n' || h[hs] == '\t' || h[hs] == '\r'))
+        hs++;
+    bool hist_empty = hl == 0 || hs >= hl - 1;
+    if (!hist_empty) {
+        const char *c = js->src + msgs->val_off;
+        size_t cl = msgs->val_len, cs = 1;
+        while (cs < cl && (c[cs] == ' ' || c[cs] == '\n' || c[cs] == '\t' || c[cs] == '\r'))
+            cs++;
+        cg_buf_t merged = {0};
+        cg_buf_append(&merged, h, hl - 1); /* without its ']' */
+        if (c[cs] != ']') {
+            cg_buf_append(&merged, ",", 1);
+            cg_buf_append(&merged, c + cs, cl - cs);
+        } else {
+            cg_buf_append(&merged, "]", 1);
+        }
+        cg_jedit_t ed = {.key = "messages", .raw = merged.data, .raw_len = merged.len};
+        cg_buf_t nb = {0};
+        cg_jscan_apply(js, &ed, 1, &nb);
+        cg_buf_free(&r->body);
+        r->body = nb;
+        cg_buf_free(&merged);
+    }
+    cg_buf_free(&hist);
+    return 0;
 }
 
 static void dispatch_chat(front_t *f, req_t *r)
@@ -838,10 +1160,13 @@ static void dispatch_chat(front_t *f, req_t *r)
         cg_buf_free(&name);
         return;
     }
+    r->model_asked = cg_strdup(name.data ? name.data : model->ref);
     cg_buf_free(&name);
     r->requested = model;
     r->stream = stream;
     r->client_usage = client_usage;
+    if (start_session(f, r, js, msgs) != 0)
+        return;
     cg_health_t *h = cg_snap_acquire(f->args.health);
     r->n_plan = cg_health_plan(h, r->cfg, model, cg_now_ns(), r->plan, MAX_PLAN);
     if (h)
@@ -927,6 +1252,9 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         case ROUTE_TEST_CRASH:
             serve_test_crash(f, r, conn);
             break;
+        case ROUTE_STORE:
+            serve_store(f, r, conn, url);
+            break;
         case ROUTE_NONE:
             break;
         }
@@ -936,6 +1264,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
     case PH_STREAM:
         return queue_response(r);
     case PH_WAITING:
+    case PH_HOLD:
         if (!r->suspended) {
             r->suspended = true;
             MHD_suspend_connection(conn);
@@ -962,6 +1291,8 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
         cancel_attempt(f, r);
         sample(f, r, "cancelled", 0, 0, 0, 0);
     }
+    if (r->requested && !r->recorded)
+        record(f, r, "cancelled", NULL, 499);
     req_free(f, r);
 }
 
@@ -992,6 +1323,8 @@ static void on_provider_msg(front_t *f, cg_msg_t *m)
         size_t len;
         if (cg_msg_unpack(m, &v, "x", &data, &len) == 0 && r->stream && !r->client_gone) {
             stream_append_event(r, data, len);
+            if (r->reply)
+                cg_reply_feed_chunk(r->reply, data, len);
             if (r->phase == PH_WAITING) {
                 r->phase = PH_STREAM;
                 r->answered = true;
@@ -1023,18 +1356,22 @@ static void on_provider_msg(front_t *f, cg_msg_t *m)
             r->answered = true;
             note_attempt(r, NULL, status, NULL, 0);
         }
-        if (r->stream) {
-            if (!r->client_gone)
-                cg_buf_append(&r->out, "data: [DONE]\n\n", 14);
-            r->upstream_done = true;
-            if (r->phase == PH_WAITING)
-                r->phase = PH_STREAM;
-        } else {
+        r->answered_model = r->plan[r->attempt];
+        r->pt = pt;
+        r->ct = ct;
+        r->cached = cached;
+        r->ttft_ms = ttft ? (int64_t)(ttft / 1000000ull) : -1;
+        if (!r->stream) {
             set_body(r, status >= 200 && status < 300 ? (unsigned)status : 200, body ? body : "",
                      blen);
+            if (r->session_key && body)
+                cg_reply_from_body(body, blen, &r->reply_json);
         }
         cg_msg_view_done(&v);
-        req_resume(r);
+        /* The final byte waits for the store's commit (finish_held). */
+        record(f, r, "ok", NULL, 200);
+        if (r->await_ack && !r->stream)
+            r->phase = PH_HOLD;
         break;
     }
     case CG_PROV_FAIL: {
@@ -1141,7 +1478,8 @@ static void sweep_cb(cg_actor_t *a, void *ud)
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
             cg_info("%s: client disconnected while waiting; cancelling upstream", r->idstr);
             r->client_gone = true;
-            if (r->phase == PH_WAITING)
+            r->await_ack = false; /* nobody left to hold the final byte for */
+            if (r->phase == PH_WAITING || r->phase == PH_HOLD)
                 set_json_error(r, 499, "invalid_request_error", "client_closed",
                                "client closed the connection");
             req_resume(r);
@@ -1168,6 +1506,13 @@ static int front_init(cg_actor_t *a, void *arg)
     f->actor = a;
     f->args = *(cg_http_args_t *)arg;
     f->supervisor = f->args.supervisor;
+    f->store = f->args.store;
+    if (f->args.store_path) {
+        char err[256];
+        f->ro = cg_store_ro_open(f->args.store_path, err, sizeof err);
+        if (!f->ro)
+            cg_error("http: session queries unavailable: %s", err);
+    }
     const char *hooks = getenv("CLAWGATE_TEST_HOOKS");
     f->test_hooks = hooks && strcmp(hooks, "1") == 0;
     cg_actor_set_state(a, f);
@@ -1178,6 +1523,7 @@ static int front_init(cg_actor_t *a, void *arg)
         return CG_EINVAL;
     const cg_settings_t *s = &c->settings;
     apply_settings(f, s);
+    f->store_fail_closed = s->store_fail_closed;
 
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
@@ -1246,6 +1592,10 @@ static void front_handle(cg_actor_t *a, cg_msg_t *m)
         cg_msg_free(m);
         return;
     }
+    if (m->type == CG_STORE_ACK) {
+        on_store_ack(f, m);
+        return;
+    }
     if (m->type >= CG_PROV_HEAD && m->type <= CG_PROV_FAIL) {
         on_provider_msg(f, m);
         return;
@@ -1297,6 +1647,8 @@ static void front_cleanup(cg_actor_t *a)
     }
     while (f->live)
         req_free(f, f->live);
+    if (f->ro)
+        cg_store_ro_close(f->ro);
     cg_free(f);
     cg_actor_set_state(a, NULL);
 }

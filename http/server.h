@@ -29,10 +29,12 @@ cg_aid_t cg_routes_lookup(const cg_routes_t *r, const char *provider);
 void cg_routes_free(void *routes); /* snapshot destructor */
 
 typedef struct cg_http_args {
-    cg_snap_t *config;   /* cg_config_t */
-    cg_snap_t *routes;   /* cg_routes_t, published by the supervisor */
-    cg_snap_t *health;   /* cg_health_t, published by the supervisor */
-    cg_aid_t supervisor; /* receives attempt samples */
+    cg_snap_t *config;      /* cg_config_t */
+    cg_snap_t *routes;      /* cg_routes_t, published by the supervisor */
+    cg_snap_t *health;      /* cg_health_t, published by the supervisor */
+    cg_aid_t supervisor;    /* receives attempt samples */
+    cg_aid_t store;         /* the session store actor (CG_AID_NONE: none) */
+    const char *store_path; /* for the front's read-only query connection */
 } cg_http_args_t;
 
 extern const cg_actor_spec_t cg_http_spec;
