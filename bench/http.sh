@@ -31,6 +31,7 @@
 #   BENCH_TARGETS="direct nginx clawgate"
 #   BENCH_API_KEY=sk-bench        bearer token sent by wrk (clawgate tenants, if configured)
 #   BENCH_JSON_OUT=FILE           also append the JSON lines (without the prefix) to FILE
+#   BENCH_STORE=false             run clawgate without its session store (the hop alone)
 #   BENCH_KEEP_TMP=1              keep the temp dir (configs, logs) after a successful run
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -261,7 +262,8 @@ if [ "$WANT_CLAWGATE" = 1 ]; then
   },
   clawgate: {
     listen: "127.0.0.1:$CG",
-    store: { path: "$TMP/clawgate.db" },
+    store: { path: "$TMP/clawgate.db", enabled: ${BENCH_STORE:-true} },
+    health: { intervalSeconds: -1 },
   },
 }
 EOF

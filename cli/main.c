@@ -175,7 +175,8 @@ static int cmd_serve(int argc, char **argv)
     /* The database first: one newer than this binary, corrupt or unwritable
      * stops start-up here, before the port opens. */
     char err[512];
-    if (cg_store_prepare(cfg->settings.store_path, err, sizeof err) != 0) {
+    bool use_store = !cfg->settings.store_disabled;
+    if (use_store && cg_store_prepare(cfg->settings.store_path, err, sizeof err) != 0) {
         fprintf(stderr, "clawgate: session store %s: %s\n", cfg->settings.store_path, err);
         return 1;
     }
@@ -202,8 +203,8 @@ static int cmd_serve(int argc, char **argv)
         }
         usleep(1000);
     }
-    cg_aid_t store;
-    if (cg_actor_spawn(&cg_store_spec, &store_args, sup, &store) != 0) {
+    cg_aid_t store = CG_AID_NONE;
+    if (use_store && cg_actor_spawn(&cg_store_spec, &store_args, sup, &store) != 0) {
         fprintf(stderr, "clawgate: cannot start the session store\n");
         return 1;
     }
@@ -251,8 +252,10 @@ static int cmd_serve(int argc, char **argv)
     cg_actor_stop(front);
     cg_actor_join(front, NULL);
     /* The store after the front: its stop commits and ACKs what is pending. */
-    cg_actor_stop(store);
-    cg_actor_join(store, NULL);
+    if (store) {
+        cg_actor_stop(store);
+        cg_actor_join(store, NULL);
+    }
     cg_actor_stop(sup);
     cg_actor_join(sup, NULL);
     cg_snap_free(routes_snap);

@@ -1730,7 +1730,7 @@ static void parse_settings(ctx_t *c, json_object *blk, cg_json5_pos_t at)
                 }
             }
         } else if (key_is(k, "store")) {
-            static const char *const sk[] = {"path", "onError", "retentionDays"};
+            static const char *const sk[] = {"path", "onError", "retentionDays", "enabled"};
             if (want_object(c, v, vp)) {
                 json_object_object_foreach(v, k2, v2)
                 {
@@ -1750,6 +1750,11 @@ static void parse_settings(ctx_t *c, json_object *blk, cg_json5_pos_t at)
                     } else if (key_is(k2, "retentionDays")) {
                         if (want_int(c, v2, p2, 0, 36500, &x))
                             s->retention_days = (int)x;
+                    } else if (key_is(k2, "enabled")) {
+                        if (!json_object_is_type(v2, json_type_boolean))
+                            err_at(c, p2, "must be true or false");
+                        else
+                            s->store_disabled = !json_object_get_boolean(v2);
                     } else {
                         unknown_key(c, v, k2, sk, CG_ARRAY_LEN(sk));
                     }
@@ -2627,7 +2632,9 @@ void cg_config_describe(const cg_config_t *c, FILE *out)
              s->listen_port);
     table_row(&t, "listen", b1);
     char *line;
-    if (s->retention_days)
+    if (s->store_disabled)
+        line = cg_strdup("disabled (store.enabled: false): exchanges are not recorded");
+    else if (s->retention_days)
         line = cg_sprintf("%s (onError %s, retentionDays %d)", s->store_path,
                           s->store_fail_closed ? "fail" : "serve", s->retention_days);
     else

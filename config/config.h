@@ -106,6 +106,7 @@ typedef struct cg_settings {
     char *listen_host;         /* "127.0.0.1" */
     int listen_port;           /* 8089 */
     char *store_path;          /* "./var/clawgate.db" */
+    bool store_disabled;       /* store.enabled false: no recording, no sessions */
     bool store_fail_closed;    /* store.onError "fail" (true, default) or "serve" */
     int retention_days;        /* 0: keep forever */
     size_t max_body_bytes;     /* limits.maxBodyBytes, 16 MiB */

@@ -6,15 +6,29 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(make gcc pkg-config git
-      libck-dev libmsgpack-dev libcurl4-openssl-dev libsqlite3-dev libmicrohttpd-dev libjson-c-dev
-      clang libclang-rt-14-dev clang-format
-      python3 nodejs npm sqlite3 curl
-      wrk nginx-light)
+# Each need is "check|package": a pkg-config module (pc:), a command (cmd:) or
+# a file (file:). Commands count wherever they come from (a machine may ship
+# its own Node.js or Python), so only what is truly absent is installed.
+needs=(
+    "cmd:make|make" "cmd:gcc|gcc" "cmd:pkg-config|pkg-config" "cmd:git|git"
+    "pc:ck|libck-dev" "pc:msgpack|libmsgpack-dev" "pc:libcurl|libcurl4-openssl-dev"
+    "pc:sqlite3|libsqlite3-dev" "pc:libmicrohttpd|libmicrohttpd-dev" "pc:json-c|libjson-c-dev"
+    "cmd:clang|clang" "file:/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a|libclang-rt-14-dev"
+    "cmd:clang-format|clang-format"
+    "cmd:python3|python3" "cmd:node|nodejs" "cmd:npm|npm" "cmd:sqlite3|sqlite3" "cmd:curl|curl"
+    "cmd:wrk|wrk" "cmd:nginx|nginx-light"
+)
 
 missing=()
-for p in "${pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+for need in "${needs[@]}"; do
+    check=${need%%|*}
+    pkg=${need#*|}
+    case "$check" in
+    pc:*) pkg-config --exists "${check#pc:}" 2>/dev/null && continue ;;
+    cmd:*) command -v "${check#cmd:}" >/dev/null 2>&1 && continue ;;
+    file:*) [ -e "${check#file:}" ] && continue ;;
+    esac
+    missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
