@@ -538,8 +538,10 @@ static void test_error_paths(void)
         {"{ clawgate: { store: { retentionDays: -1 } } }",
          "clawgate.store.retentionDays: must be between 0 and 36500"},
         {"{ clawgate: { store: { file: 'x' } } }",
-         "t.json5:1:24: clawgate.store.file: unknown key (expected path, onError, or "
-         "retentionDays)"},
+         "t.json5:1:24: clawgate.store.file: unknown key (expected path, onError, "
+         "retentionDays, or enabled)"},
+        {"{ clawgate: { store: { enabled: 'no' } } }",
+         "t.json5:1:33: clawgate.store.enabled: must be true or false"},
         {"{ clawgate: { limits: { maxBodyBytes: 10 } } }",
          "t.json5:1:39: clawgate.limits.maxBodyBytes: must be between 1024 and 1073741824"},
         {"{ clawgate: { limits: { maxConnections: 0 } } }",

@@ -319,5 +319,278 @@ def test_standalone_exits_with_parent():
     check(False, "fake %d outlived its parent" % pid)
 
 
+# -- the Responses and Anthropic dialects ------------------------------------
+
+def named_events(raw):
+    """[(event name or None, parsed data)] of a raw SSE body."""
+    out = []
+    text = raw.decode().replace("\r\n", "\n")
+    for block in text.split("\n\n"):
+        name, data = None, []
+        for ln in block.split("\n"):
+            if ln.startswith("event:"):
+                name = ln[6:].strip()
+            elif ln.startswith("data:"):
+                data.append(ln[6:] if ln[5:6] == " " else ln[5:])
+        if data:
+            d = "\n".join(data)
+            out.append((name, d if d == "[DONE]" else json.loads(d)))
+    return out
+
+
+ANTHROPIC_HEADERS = {"x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01"}
+TOOLS_RESPONSES = [{"type": "function", "name": "get_time", "parameters": {}}]
+TOOLS_ANTHROPIC = [{"name": "get_time", "input_schema": {"type": "object"}}]
+
+
+def messages(**kw):
+    body = {"model": "m1", "max_tokens": 100, "system": "be brief",
+            "messages": [{"role": "user", "content": "hello there world"}]}
+    body.update(kw)
+    return body
+
+
+def check_responses_stream(evs):
+    """The Responses stream contract: names match types, sequence numbers
+    count from 0, created first, completed/incomplete last, items added
+    before their deltas and done before the end. Returns (text, reasoning,
+    calls {call_id: (name, arguments)}, final response)."""
+    eq([n for n, _ in evs], [e["type"] for _, e in evs], "event names are the types")
+    eq([e["sequence_number"] for _, e in evs], list(range(len(evs))), "sequence numbers")
+    eq(evs[0][0], "response.created", "first event")
+    eq(evs[1][0], "response.in_progress", "second event")
+    check(evs[-1][0] in ("response.completed", "response.incomplete"), "last: %s" % evs[-1][0])
+    items, text, reasoning, calls = {}, "", "", {}
+    for name, e in evs:
+        if name == "response.output_item.added":
+            eq(e["output_index"], len(items), "items in order")
+            items[e["output_index"]] = dict(e["item"], _open=True)
+        elif name == "response.output_item.done":
+            check(items[e["output_index"]]["_open"], "done once")
+            items[e["output_index"]]["_open"] = False
+            if e["item"]["type"] == "function_call":
+                calls[e["item"]["call_id"]] = (e["item"]["name"], e["item"]["arguments"])
+        elif "item_id" in e:
+            it = items[e["output_index"]]
+            eq(e["item_id"], it["id"], "item_id of %s" % name)
+            check(it["_open"], "%s on a closed item" % name)
+            if name == "response.output_text.delta":
+                text += e["delta"]
+            elif name == "response.reasoning_summary_text.delta":
+                reasoning += e["delta"]
+    check(all(not it["_open"] for it in items.values()), "every item done")
+    final = evs[-1][1]["response"]
+    eq([o["id"] for o in final["output"]], [items[i]["id"] for i in sorted(items)], "output ids")
+    return text, reasoning, calls, final
+
+
+def test_responses_plain_and_stream():
+    f = start_fake()
+    base = f.base_url[:-3]
+    st, h, body = request(base, "POST", "/v1/responses",
+                          {"model": "m1", "instructions": "be brief", "input": "hello there world"})
+    eq(st, 200, "status")
+    r = json_body(body)
+    eq((r["object"], r["status"]), ("response", "completed"), "object, status")
+    eq(r["output"][0]["content"][0]["text"], "echo: hello there world", "text")
+    eq(r["usage"]["output_tokens"], 4, "usage")
+    eq(f.last("/v1/responses")["json"]["input"], "hello there world", "logged")
+    f.script({"path": "/v1/responses", "reasoning": "think hard"})
+    raw = sse(base, "POST", "/v1/responses",
+              {"model": "m1", "stream": True,
+               "input": [{"type": "message", "role": "user",
+                          "content": [{"type": "input_text", "text": "hi you"}]}]})
+    eq(raw.headers.get("content-type"), "text/event-stream", "content-type")
+    check(raw.clean and not raw.done, "ends cleanly, no [DONE]: %r" % raw)
+    evs = named_events(raw.raw)
+    text, reasoning, calls, final = check_responses_stream(evs)
+    eq((text, reasoning, calls), ("echo: hi you", "think hard", {}), "streamed parts")
+    eq(final["output"][0]["type"], "reasoning", "reasoning item first")
+    eq(final["usage"]["total_tokens"], final["usage"]["input_tokens"] + 5, "usage")
+    eq(f.last("/v1/responses")["event_names"], [n for n, _ in evs], "event names logged")
+
+
+def test_responses_tool_round_trip():
+    f = start_fake(models={"m1": None, "tooly": {"tool_calls": "auto"}})
+    base = f.base_url[:-3]
+    ask = [{"role": "user", "content": "time?"}]
+    raw = sse(base, "POST", "/v1/responses",
+              {"model": "tooly", "stream": True, "input": ask, "tools": TOOLS_RESPONSES})
+    text, _, calls, final = check_responses_stream(named_events(raw.raw))
+    eq(text, "", "no text with a call")
+    (cid, (name, args)), = calls.items()
+    eq((name, args), ("get_time", "{}"), "the offered tool")
+    f.script({"path": "/v1/responses",
+              "tool_calls": [{"id": "call_x", "name": "ls", "arguments": '{"path": "/tmp"}'}]})
+    raw = sse(base, "POST", "/v1/responses", {"model": "m1", "stream": True, "input": ask})
+    evs = named_events(raw.raw)
+    deltas = [e["delta"] for n, e in evs if n == "response.function_call_arguments.delta"]
+    check(len(deltas) >= 3, "arguments in pieces: %r" % deltas)
+    eq("".join(deltas), '{"path": "/tmp"}', "arguments reassembled")
+    back = ask + [{"type": "function_call", "call_id": cid, "name": name, "arguments": args},
+                  {"type": "function_call_output", "call_id": cid, "output": "12:00"}]
+    _, _, body = request(base, "POST", "/v1/responses",
+                         {"model": "tooly", "input": back, "tools": TOOLS_RESPONSES})
+    r = json_body(body)
+    eq(r["output"][0]["content"][0]["text"], "tool result: 12:00", "answer after the tool")
+
+
+def test_responses_incomplete_error_cut():
+    f = start_fake()
+    base = f.base_url[:-3]
+    f.script({"path": "/v1/responses", "finish_reason": "length"},
+             {"path": "/v1/responses", "error_after": 3},
+             {"path": "/v1/responses", "cut_mid_event_after": 2},
+             {"path": "/v1/responses", "status": 429})
+    body = {"model": "m1", "stream": True, "input": "a b c"}
+    evs = named_events(sse(base, "POST", "/v1/responses", body).raw)
+    eq(evs[-1][0], "response.incomplete", "length -> incomplete")
+    eq(evs[-1][1]["response"]["incomplete_details"], {"reason": "max_output_tokens"}, "why")
+    r = sse(base, "POST", "/v1/responses", body)
+    evs = named_events(r.raw)
+    eq(len(evs), 4, "three events and the error")
+    eq((evs[-1][0], evs[-1][1]["code"]), ("error", "server_error"), "error event")
+    check(r.clean, "body ended properly")
+    r = sse(base, "POST", "/v1/responses", body)
+    check(not r.clean, "cut")
+    tail = r.raw.split(b"\n\n")[-1]
+    check(tail.startswith(b"event: response.output_item.added\ndata: {"), "half event: %r" % tail)
+    st, _, b = request(base, "POST", "/v1/responses", body)
+    eq(st, 429, "status behaviour")
+    check("message" in json_body(b)["error"], "OpenAI error shape")
+
+
+def test_messages_rules():
+    f = start_fake()
+    base = f.base_url[:-3]
+    st, _, b = request(base, "POST", "/v1/messages", messages(),
+                       {"anthropic-version": "2023-06-01"})
+    eq(st, 401, "no x-api-key")
+    eq(json_body(b)["error"]["type"], "authentication_error", "error type")
+    eq(json_body(b)["type"], "error", "Anthropic error shape")
+    st, _, b = request(base, "POST", "/v1/messages", messages(), {"x-api-key": "k"})
+    eq(st, 400, "no anthropic-version")
+    body = messages()
+    del body["max_tokens"]
+    st, _, b = request(base, "POST", "/v1/messages", body, ANTHROPIC_HEADERS)
+    eq(st, 400, "no max_tokens")
+    check("max_tokens" in json_body(b)["error"]["message"], "says which")
+    st, _, b = request(base, "POST", "/v1/messages", messages(model="nope"), ANTHROPIC_HEADERS)
+    eq((st, json_body(b)["error"]["type"]), (404, "not_found_error"), "unknown model")
+    f.script({"path": "/v1/messages", "status": 529})
+    st, _, b = request(base, "POST", "/v1/messages", messages(), ANTHROPIC_HEADERS)
+    eq((st, json_body(b)["error"]["type"]), (529, "overloaded_error"), "status behaviour")
+    eq(len(f.messages_requests()), 5, "all logged")
+
+
+def test_messages_plain_and_stream():
+    f = start_fake()
+    base = f.base_url[:-3]
+    f.script({"path": "/v1/messages", "reasoning": "think hard"})
+    st, _, b = request(base, "POST", "/v1/messages", messages(), ANTHROPIC_HEADERS)
+    eq(st, 200, "status")
+    m = json_body(b)
+    eq([c["type"] for c in m["content"]], ["thinking", "text"], "blocks")
+    eq(m["content"][0]["thinking"], "think hard", "thinking")
+    eq(m["content"][1]["text"], "echo: hello there world", "text")
+    eq((m["stop_reason"], m["usage"]["output_tokens"]), ("end_turn", 6), "stop, usage")
+    r = sse(base, "POST", "/v1/messages", messages(stream=True), ANTHROPIC_HEADERS)
+    check(r.clean and not r.done, "ends cleanly without [DONE]")
+    evs = named_events(r.raw)
+    eq([n for n, _ in evs], [e["type"] for _, e in evs], "event names are the types")
+    eq(evs[0][0], "message_start", "first")
+    eq([n for n, _ in evs[-2:]], ["message_delta", "message_stop"], "last")
+    text = "".join(e["delta"]["text"] for n, e in evs
+                   if n == "content_block_delta" and e["delta"]["type"] == "text_delta")
+    eq(text, "echo: hello there world", "text deltas")
+    eq(evs[-2][1]["usage"]["output_tokens"], 4, "usage in message_delta")
+    check(("ping" in [n for n, _ in evs]), "a ping")
+
+
+def test_messages_tool_round_trip():
+    f = start_fake(models={"m1": None, "tooly": {"tool_calls": "auto"}})
+    base = f.base_url[:-3]
+    r = sse(base, "POST", "/v1/messages",
+            messages(model="tooly", stream=True, tools=TOOLS_ANTHROPIC), ANTHROPIC_HEADERS)
+    evs = named_events(r.raw)
+    start = [e["content_block"] for n, e in evs if n == "content_block_start"]
+    eq([(b["type"], b.get("name")) for b in start], [("tool_use", "get_time")], "one tool_use")
+    eq(evs[-2][1]["delta"]["stop_reason"], "tool_use", "stop_reason")
+    tu = start[0]
+    f.script({"path": "/v1/messages",
+              "tool_calls": [{"name": "ls", "arguments": '{"path": "/tmp", "all": true}'}]})
+    r = sse(base, "POST", "/v1/messages", messages(stream=True), ANTHROPIC_HEADERS)
+    parts = [e["delta"]["partial_json"] for n, e in named_events(r.raw)
+             if n == "content_block_delta" and e["delta"]["type"] == "input_json_delta"]
+    check(len(parts) >= 3, "input in pieces: %r" % parts)
+    eq(json.loads("".join(parts)), {"path": "/tmp", "all": True}, "input reassembled")
+    msgs = messages(model="tooly", tools=TOOLS_ANTHROPIC)["messages"] + [
+        {"role": "assistant", "content": [dict(tu, input={})]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tu["id"],
+                                      "content": "12:00"}]}]
+    st, _, b = request(base, "POST", "/v1/messages",
+                       messages(model="tooly", tools=TOOLS_ANTHROPIC, messages=msgs),
+                       ANTHROPIC_HEADERS)
+    eq(json_body(b)["content"], [{"type": "text", "text": "tool result: 12:00"}], "answer")
+
+
+def test_messages_error_event_and_malformed():
+    f = start_fake()
+    base = f.base_url[:-3]
+    f.script({"path": "/v1/messages", "error_after": 2}, {"path": "/v1/messages", "malformed": True},
+             {"path": "/v1/messages", "malformed": True})
+    evs = named_events(sse(base, "POST", "/v1/messages", messages(stream=True),
+                           ANTHROPIC_HEADERS).raw)
+    eq(evs[-1], ("error", {"type": "error", "error": {"type": "overloaded_error",
+                                                       "message": "Overloaded"}}), "error event")
+    r = sse(base, "POST", "/v1/messages", messages(stream=True), ANTHROPIC_HEADERS)
+    try:
+        named_events(r.raw)
+        check(False, "second event parsed")
+    except ValueError:
+        pass
+    st, _, b = request(base, "POST", "/v1/messages", messages(), ANTHROPIC_HEADERS)
+    try:
+        json.loads(b)
+        check(False, "plain malformed parsed")
+    except ValueError:
+        pass
+
+
+def test_openai_sdk_reads_fake_responses():
+    """The official openai client against the fake's /v1/responses: the
+    dialect is what the SDK's strict stream accumulator accepts."""
+    node_dir = os.path.join(HERE, "node")
+    if not os.path.isdir(os.path.join(node_dir, "node_modules", "openai")):
+        check(False, "tests/e2e/node/node_modules/openai missing: run `make deps`")
+    f = start_fake(models={"m1": {"reasoning": "think hard"}, "tooly": {"tool_calls": "auto"}})
+    script = r"""
+import OpenAI from 'openai';
+const c = new OpenAI({ baseURL: process.env.BASE, apiKey: 'sk-x', maxRetries: 0 });
+const out = {};
+const r = await c.responses.create({ model: 'm1', input: 'hello sdk' });
+out.plain = r.output_text;
+const s = c.responses.stream({ model: 'm1', input: 'hello stream' });
+let deltas = '';
+s.on('response.output_text.delta', (e) => { deltas += e.delta; });
+const fin = await s.finalResponse();
+out.stream = [deltas, fin.output_text, fin.output.map((o) => o.type).join(',')];
+const t = await c.responses.create({ model: 'tooly', input: 'time?',
+  tools: [{ type: 'function', name: 'get_time', parameters: {} }], stream: true });
+for await (const e of t) if (e.type === 'response.completed')
+  out.tool = e.response.output.map((o) => o.name).join(',');
+console.log(JSON.stringify(out));
+"""
+    p = subprocess.run(["node", "--input-type=module", "-e", script], cwd=node_dir,
+                       env=dict(os.environ, BASE=f.base_url), capture_output=True, text=True,
+                       timeout=30)
+    check(p.returncode == 0, "node failed: %s" % p.stderr[-2000:])
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    eq(out["plain"], "echo: hello sdk", "responses.create")
+    eq(out["stream"], ["echo: hello stream", "echo: hello stream", "reasoning,message"],
+       "responses.stream")
+    eq(out["tool"], "get_time", "streamed tool call")
+
+
 if __name__ == "__main__":
     main([v for k, v in list(globals().items()) if k.startswith("test_") and callable(v)])
