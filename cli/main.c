@@ -213,7 +213,7 @@ static int cmd_serve(int argc, char **argv)
                             .health = health_snap,
                             .supervisor = sup,
                             .store = store,
-                            .store_path = store_path};
+                            .store_path = use_store ? store_path : NULL};
     cg_aid_t front;
     if (cg_actor_spawn(&cg_http_spec, &hargs, sup, &front) != 0) {
         fprintf(stderr, "clawgate: cannot start the http front\n");

@@ -579,8 +579,14 @@ static void record(front_t *f, req_t *r, const char *status, const char *klass, 
     if (r->recorded)
         return;
     r->recorded = true;
-    if (!f->store)
-        return; /* store.enabled: false — nothing to record or to wait for */
+    if (!f->store) {
+        /* store.enabled: false — nothing to record or to wait for. */
+        if (strcmp(status, "ok") == 0) {
+            r->await_ack = true;
+            finish_held(f, r, true, NULL);
+        }
+        return;
+    }
     cg_store_attempt_t att[CG_ARRAY_LEN(r->att)];
     size_t n = r->n_attempts < CG_ARRAY_LEN(att) ? r->n_attempts : CG_ARRAY_LEN(att);
     for (size_t i = 0; i < n; i++)
