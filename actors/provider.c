@@ -49,6 +49,7 @@
  */
 #include "actors/provider.h"
 #include "config/config.h"
+#include "proto/translate.h"
 #include "proto/jscan.h"
 #include "proto/sse.h"
 
@@ -103,6 +104,13 @@ struct xfer {
     uint64_t req_id;
     bool stream;
     bool client_usage;
+    cg_xapi_t client;      /* the client's API (chat completions or responses) */
+    bool omit_reasoning;   /* x-clawgate-reasoning: omit */
+    char *response_id;     /* the id the client sees, the same on every attempt */
+    cg_xlate_stream_t *xs; /* reply translator of a streamed transfer */
+    cg_xlate_opts_t xo;    /* what the translator was set up with */
+    bool tool_text;        /* model compat: tool calls written as text */
+    cg_api_t api;          /* the upstream's API */
 
     /* request */
     char *url;
@@ -152,6 +160,9 @@ struct prov {
 
 static const adapter_t *find_adapter(cg_api_t api);
 static void on_idle_timeout(cg_actor_t *a, void *ud);
+static void xl_emit(void *ud, const char *event, const char *data, size_t len);
+static void xl_finish(xfer_t *x);
+static void xl_fail_client(xfer_t *x, const char *klass, const char *why);
 
 /* ------------------------------------------------------------------------ */
 /* messages to the owner                                                    */
@@ -193,11 +204,12 @@ static int send_head(xfer_t *x)
     return send_owner(x, m);
 }
 
-static int send_chunk(xfer_t *x, const char *data, size_t len)
+static int send_chunk_ev(xfer_t *x, const char *event, const char *data, size_t len)
 {
     if (send_head(x) < 0)
         return -1;
-    cg_msg_t *m = cg_msg_pack(CG_PROV_CHUNK, "x", (const void *)data, len);
+    cg_msg_t *m =
+        cg_msg_pack(CG_PROV_CHUNK, "xs", (const void *)data, len, event && *event ? event : NULL);
     if (send_owner(x, m) < 0)
         return -1;
     x->any_output = true;
@@ -212,7 +224,6 @@ static void send_fail(xfer_t *x, cg_fail_class_t cls, int64_t retry_after_ms, co
 {
     if (x->terminal)
         return;
-    x->terminal = true;
     va_list ap;
     va_start(ap, fmt);
     char *msg = NULL;
@@ -226,6 +237,12 @@ static void send_fail(xfer_t *x, cg_fail_class_t cls, int64_t retry_after_ms, co
             n--;
         memcpy(msg + n, "...", 4);
     }
+    /* Output reached the client already: end its stream in its own format
+     * (for Responses with the right sequence number) before reporting, so
+     * the owner never has to invent an event of the client's API. */
+    if (x->xs && x->any_output)
+        xl_fail_client(x, cg_fail_class_name(cls), msg ? msg : "upstream error");
+    x->terminal = true;
     cg_debug("provider %s: request %llu (%s) failed: %s: %s", x->p->name,
              (unsigned long long)x->req_id, x->model_ref ? x->model_ref : "?",
              cg_fail_class_name(cls), msg ? msg : "");
@@ -279,6 +296,9 @@ static void xfer_free(xfer_t *x)
     curl_slist_free_all(x->headers);
     cg_free(x->url);
     cg_free(x->model_ref);
+    cg_free(x->response_id);
+    if (x->xs)
+        cg_xlate_stream_free(x->xs);
     cg_buf_free(&x->body);
     cg_buf_free(&x->resp);
     if (x->sse_ready)
@@ -456,6 +476,11 @@ static void complete(xfer_t *x, CURLcode res)
     }
     switch (x->mode) {
     case RX_SSE:
+        if (x->xs && !x->done_seen && x->finish_seen && res == CURLE_OK &&
+            !cg_sse_pending(&x->sse)) {
+            xl_finish(x); /* ended cleanly after its finish reason, without an end event */
+            return;
+        }
         if (x->done_seen) {
             send_done(x, NULL, 0);
         } else if (x->finish_seen && res == CURLE_OK && !cg_sse_pending(&x->sse)) {
@@ -485,8 +510,8 @@ static void complete(xfer_t *x, CURLcode res)
         const char *body = x->resp.data ? x->resp.data : "";
         if (x->ad->on_body(x, body, x->resp.len, &cls, &msg) < 0)
             send_fail(x, cls, 0, "%s", msg.data ? msg.data : "invalid upstream reply");
-        else
-            send_done(x, body, x->resp.len);
+        else /* on_body may have translated the body in place */
+            send_done(x, x->resp.data ? x->resp.data : "", x->resp.len);
         cg_buf_free(&msg);
         return;
     }
@@ -741,15 +766,27 @@ static int prepare(prov_t *p, xfer_t *x, const char *ref, size_t ref_len, const 
                  pv->unavailable_reason ? pv->unavailable_reason : "no reason given");
         goto out;
     }
+    x->api = m->api;
+    x->tool_text = m->compat.tool_calls_as_text;
+    x->xo = (cg_xlate_opts_t){.stream = x->stream,
+                              .omit_reasoning = x->omit_reasoning,
+                              .tool_calls_as_text = m->compat.tool_calls_as_text,
+                              .client_usage = x->client_usage,
+                              .response_id = x->response_id};
     if (x->ad->build_body(x, m, body, body_len, &x->body, err, errlen) < 0) {
         *cls = CG_FAIL_FORMAT;
         goto out;
     }
     x->model_ref = cg_strdup(m->ref);
     x->url = cg_sprintf("%s%s", pv->base_url, x->ad->path);
+    if (x->stream)
+        x->xs = cg_xlate_stream_new(x->client, m->api, m->ref, &x->xo);
 
     hdrs_t hs = {.n = 0};
-    x->ad->base_headers(x, pv, hdr_add, &hs);
+    if (x->ad->base_headers)
+        x->ad->base_headers(x, pv, hdr_add, &hs);
+    else
+        cg_xlate_headers(m, x->stream, hdr_add, &hs);
     for (size_t i = 0; i < pv->n_headers; i++)
         hdr_add(&hs, pv->headers[i].name, pv->headers[i].value);
     for (size_t i = 0; i < m->n_headers; i++)
@@ -789,12 +826,26 @@ static void on_request(prov_t *p, cg_msg_t *m)
     int stream = 0, client_usage = 0;
     int64_t tmo[4] = {0, 0, 0, 0};
     cg_msg_view_t v;
-    int rc = cg_msg_unpack(m, &v, "sbbxiiii", &ref, &ref_len, &stream, &client_usage,
+    int64_t client_api = CG_XAPI_CHAT;
+    int omit = 0;
+    const char *rid = NULL;
+    size_t rid_len = 0;
+    int rc = cg_msg_unpack(m, &v, "sbbxiiiiibS", &ref, &ref_len, &stream, &client_usage,
+                           (const void **)&body, &body_len, &tmo[0], &tmo[1], &tmo[2], &tmo[3],
+                           &client_api, &omit, &rid, &rid_len);
+    if (rc < 0) { /* an owner that speaks the shorter, chat-only REQUEST */
+        cg_msg_view_done(&v);
+        rc = cg_msg_unpack(m, &v, "sbbxiiii", &ref, &ref_len, &stream, &client_usage,
                            (const void **)&body, &body_len, &tmo[0], &tmo[1], &tmo[2], &tmo[3]);
+    }
     cg_aid_t owner = m->reply_to ? m->reply_to : m->sender;
     xfer_t *x = xfer_new(p, owner, m->req_id);
     x->stream = stream != 0;
     x->client_usage = client_usage != 0;
+    x->client = client_api == CG_XAPI_RESPONSES ? CG_XAPI_RESPONSES : CG_XAPI_CHAT;
+    x->omit_reasoning = omit != 0;
+    if (rid && rid_len)
+        x->response_id = cg_strndup(rid, rid_len);
 
     char err[512];
     cg_fail_class_t cls = CG_FAIL_UNKNOWN;
@@ -881,106 +932,6 @@ static void on_cancel(prov_t *p, const cg_msg_t *m)
 /* ------------------------------------------------------------------------ */
 /* openai-completions                                                       */
 
-static int64_t json_int(const char *src, const cg_jmember_t *m)
-{
-    if (!m || m->type != CG_JNUMBER || m->val_len == 0 || m->val_len > 40)
-        return 0;
-    char tmp[48];
-    memcpy(tmp, src + m->val_off, m->val_len);
-    tmp[m->val_len] = '\0';
-    double d = strtod(tmp, NULL);
-    if (!(d >= 0) || d > 9e18)
-        return 0;
-    return (int64_t)d;
-}
-
-/* usage: {prompt_tokens, completion_tokens, prompt_tokens_details:{cached_tokens}} */
-static void oai_usage(xfer_t *x, const char *src, size_t len)
-{
-    cg_jscan_t js;
-    cg_jerr_t jerr;
-    if (cg_jscan_object(&js, src, len, JSON_DEPTH, &jerr) < 0)
-        return;
-    x->have_usage = true;
-    x->prompt_tokens = json_int(src, cg_jscan_get(&js, "prompt_tokens"));
-    x->completion_tokens = json_int(src, cg_jscan_get(&js, "completion_tokens"));
-    x->cached_tokens = 0;
-    const cg_jmember_t *d = cg_jscan_get(&js, "prompt_tokens_details");
-    if (d && d->type == CG_JOBJECT) {
-        cg_jscan_t jd;
-        if (cg_jscan_object(&jd, src + d->val_off, d->val_len, JSON_DEPTH, &jerr) == 0)
-            x->cached_tokens = json_int(src + d->val_off, cg_jscan_get(&jd, "cached_tokens"));
-    }
-}
-
-/* End of the JSON value starting at s[i] (already validated by jscan, so
- * only strings and nesting need care). */
-static size_t skip_value(const char *s, size_t len, size_t i)
-{
-    int depth = 0;
-    while (i < len) {
-        char c = s[i];
-        if (c == '"') {
-            for (i++; i < len && s[i] != '"'; i++) {
-                if (s[i] == '\\')
-                    i++;
-            }
-            i++;
-            if (depth == 0)
-                return i;
-            continue;
-        }
-        if (c == '{' || c == '[') {
-            depth++;
-        } else if (c == '}' || c == ']') {
-            depth--;
-            if (depth == 0)
-                return i + 1;
-        } else if (depth == 0 && (c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r')) {
-            return i;
-        }
-        i++;
-    }
-    return i;
-}
-
-static bool is_ws(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-/* choices: true if it is absent or an empty array. Sets *finished when an
- * element carries a non-null finish_reason. */
-static bool oai_choices(const char *src, const cg_jmember_t *ch, bool *finished)
-{
-    if (!ch || ch->type == CG_JNULL)
-        return true;
-    if (ch->type != CG_JARRAY)
-        return false;
-    const char *s = src + ch->val_off;
-    size_t len = ch->val_len, i = 1;
-    bool empty = true;
-    while (i < len) {
-        while (i < len && (is_ws(s[i]) || s[i] == ','))
-            i++;
-        if (i >= len || s[i] == ']')
-            break;
-        empty = false;
-        size_t end = skip_value(s, len, i);
-        if (s[i] == '{') {
-            cg_jscan_t je;
-            cg_jerr_t jerr;
-            if (cg_jscan_object(&je, s + i, end - i, JSON_DEPTH, &jerr) == 0) {
-                const cg_jmember_t *fr = cg_jscan_get(&je, "finish_reason");
-                if (fr && fr->type != CG_JNULL)
-                    *finished = true;
-            }
-        }
-        i = end;
-    }
-    return empty;
-}
-
 /* The human message in an OpenAI-style error: {"error":{"message":..}},
  * {"error":"..."}, {"message":".."} or {"detail":".."}; else an excerpt. */
 static void oai_error_message(const char *body, size_t len, cg_buf_t *out)
@@ -1017,149 +968,97 @@ static void oai_error_message(const char *body, size_t len, cg_buf_t *out)
     }
 }
 
-static int oai_build_body(const xfer_t *x, const cg_model_t *m, const char *body, size_t len,
-                          cg_buf_t *out, char *err, size_t errlen)
+/* ------------------------------------------------------------------------ */
+/* the translating adapter (proto/translate.h): every API kind              */
+
+static void xl_emit(void *ud, const char *event, const char *data, size_t len)
 {
-    cg_jscan_t js;
-    cg_jerr_t jerr;
-    if (cg_jscan_object(&js, body, len, JSON_DEPTH, &jerr) < 0) {
-        snprintf(err, errlen, "request body is not valid JSON at byte %zu: %s", jerr.offset,
-                 jerr.msg);
-        return CG_EINVAL;
-    }
-    if (js.truncated) {
-        snprintf(err, errlen, "request body has more than %d top-level members",
-                 CG_JSCAN_MAX_MEMBERS);
-        return CG_EINVAL;
-    }
-    cg_jedit_t edits[3];
-    size_t n = 0;
-    cg_buf_t model = {0}, so = {0};
-
-    cg_json_quote(&model, m->id, strlen(m->id));
-    edits[n++] = (cg_jedit_t){"model", model.data, model.len};
-
-    /* The owner's stream flag is what we parse the reply as: make the
-     * upstream agree with it. */
-    const cg_jmember_t *st = cg_jscan_get(&js, "stream");
-    bool streaming = st && st->type == CG_JTRUE;
-    if (x->stream && !streaming)
-        edits[n++] = (cg_jedit_t){"stream", "true", 4};
-    else if (!x->stream && streaming)
-        edits[n++] = (cg_jedit_t){"stream", "false", 5};
-
-    /* stream_options.include_usage, so the stream ends with the token counts.
-     * Servers that do not know the option (compat) and non-stream requests
-     * (OpenAI rejects stream_options there) get none. */
-    const cg_jmember_t *opt = cg_jscan_get(&js, "stream_options");
-    if (x->stream && m->compat.supports_usage_in_streaming) {
-        if (opt && opt->type == CG_JOBJECT) {
-            cg_jscan_t jo;
-            if (cg_jscan_object(&jo, body + opt->val_off, opt->val_len, JSON_DEPTH, &jerr) < 0) {
-                snprintf(err, errlen, "stream_options is not valid JSON");
-                cg_buf_free(&model);
-                return CG_EINVAL;
-            }
-            cg_jedit_t iu = {"include_usage", "true", 4};
-            cg_jscan_apply(&jo, &iu, 1, &so);
-        } else {
-            cg_buf_puts(&so, "{\"include_usage\":true}");
-        }
-        edits[n++] = (cg_jedit_t){"stream_options", so.data, so.len};
-    } else if (opt) {
-        edits[n++] = (cg_jedit_t){"stream_options", NULL, 0};
-    }
-
-    cg_jscan_apply(&js, edits, n, out);
-    cg_buf_free(&model);
-    cg_buf_free(&so);
-    return 0;
+    xfer_t *x = ud;
+    if (!x->terminal)
+        send_chunk_ev(x, event, data, len);
 }
 
-static void oai_base_headers(const xfer_t *x, const cg_provider_t *pv,
-                             void (*add)(void *hs, const char *name, const char *value), void *hs)
+/* End the client's stream with an error event in its own format, naming the
+ * model that failed (the client sees only this, never another model's text). */
+static void xl_fail_client(xfer_t *x, const char *klass, const char *why)
 {
-    add(hs, "Content-Type", "application/json");
-    if (x->stream)
-        add(hs, "Accept", "text/event-stream");
-    else
-        add(hs, "Accept", "application/json");
-    if (pv->api_key && pv->api_key[0]) {
-        char *auth = cg_sprintf("Bearer %s", pv->api_key);
-        add(hs, "Authorization", auth);
-        cg_free(auth);
-    }
+    char *msg = cg_sprintf("provider %s failed mid-stream (%s): %s",
+                           x->model_ref ? x->model_ref : "?", klass, why);
+    cg_xlate_stream_fail(x->xs, klass, msg, xl_emit, x);
+    cg_free(msg);
 }
 
-static int oai_on_event(prov_t *p, xfer_t *x, const char *event, size_t event_len, const char *data,
-                        size_t len)
+/* The upstream said the reply is complete: the translator's closing events,
+ * then DONE with the usage it collected. */
+static void xl_finish(xfer_t *x)
+{
+    x->done_seen = true;
+    cg_xlate_stream_finish(x->xs, xl_emit, x);
+    const cg_xlate_usage_t *u = cg_xlate_stream_usage(x->xs);
+    if (u && u->have) {
+        x->have_usage = true;
+        x->prompt_tokens = u->input;
+        x->completion_tokens = u->output;
+        x->cached_tokens = u->cache_read;
+    }
+    send_done(x, NULL, 0);
+}
+
+static int xl_build_body(const xfer_t *x, const cg_model_t *m, const char *body, size_t len,
+                         cg_buf_t *out, char *err, size_t errlen)
+{
+    return cg_xlate_request(x->client, m, body, len, &x->xo, out, err, errlen) == 0 ? 0 : CG_EINVAL;
+}
+
+static int xl_on_event(prov_t *p, xfer_t *x, const char *event, size_t event_len, const char *data,
+                       size_t len)
 {
     CG_UNUSED(p);
-    /* "[DONE]" (with any surrounding blanks) ends the stream. */
-    size_t a = 0, b = len;
-    while (a < b && is_ws(data[a]))
-        a++;
-    while (b > a && is_ws(data[b - 1]))
-        b--;
-    if (b - a == 6 && memcmp(data + a, "[DONE]", 6) == 0) {
-        x->done_seen = true;
-        send_done(x, NULL, 0);
+    char ev[96];
+    size_t n = event_len < sizeof ev - 1 ? event_len : sizeof ev - 1;
+    memcpy(ev, event ? event : "", n);
+    ev[n] = '\0';
+    int rc = cg_xlate_stream_feed(x->xs, ev, data, len, xl_emit, x);
+    if (x->terminal)
+        return -1; /* the owner is gone */
+    if (rc == CG_XLATE_END) {
+        xl_finish(x);
+        return 0; /* drain the rest: keeps the connection reusable */
+    }
+    if (rc == CG_XLATE_MORE) {
+        if (cg_xlate_stream_finish_reason(x->xs))
+            x->finish_seen = true;
         return 0;
     }
-    cg_jscan_t js;
-    cg_jerr_t jerr;
-    if (cg_jscan_object(&js, data, len, JSON_DEPTH, &jerr) < 0) {
-        send_fail(x, CG_FAIL_UNKNOWN, 0,
-                  "upstream sent an SSE event that is not JSON at byte %zu: %s", jerr.offset,
-                  jerr.msg);
-        return -1;
-    }
-    const cg_jmember_t *err = cg_jscan_get(&js, "error");
-    const cg_jmember_t *ch = cg_jscan_get(&js, "choices");
-    bool is_error_event = event_len == 5 && memcmp(event, "error", 5) == 0;
-    if ((err && err->type != CG_JNULL && !ch) || is_error_event) {
-        /* An error reported inside a 200 stream (vLLM, OpenRouter, LiteLLM). */
-        cg_buf_t msg = {0};
-        oai_error_message(data, len, &msg);
-        send_fail(x, cg_fail_classify(0, 0, data, len), 0, "%s",
-                  msg.len ? msg.data : "upstream sent an error event");
-        cg_buf_free(&msg);
-        return -1;
-    }
-    const cg_jmember_t *usage = cg_jscan_get(&js, "usage");
-    bool finished = false;
-    bool empty = oai_choices(data, ch, &finished);
-    if (finished)
-        x->finish_seen = true;
-    if (usage && usage->type == CG_JOBJECT) {
-        oai_usage(x, data + usage->val_off, usage->val_len);
-        /* The usage-only chunk we asked for: the client gets it only if it
-         * asked for it too. */
-        if (empty && !x->client_usage)
-            return 0;
-    }
-    return send_chunk(x, data, len);
+    const char *msg = cg_xlate_stream_error(x->xs);
+    cg_fail_class_t cls = rc == CG_ERR ? cg_fail_classify(0, 0, data, len) : CG_FAIL_UNKNOWN;
+    /* Output reached the client already: end its stream in its own format
+     * (for Responses with the right sequence number) before reporting. */
+    send_fail(x, cls, 0, "%s", msg ? msg : "upstream error");
+    return -1;
 }
 
-static int oai_on_body(xfer_t *x, const char *body, size_t len, cg_fail_class_t *cls, cg_buf_t *msg)
+static int xl_on_body(xfer_t *x, const char *body, size_t len, cg_fail_class_t *cls, cg_buf_t *msg)
 {
-    cg_jscan_t js;
-    cg_jerr_t jerr;
-    if (cg_jscan_object(&js, body, len, JSON_DEPTH, &jerr) < 0) {
-        *cls = CG_FAIL_UNKNOWN;
-        cg_buf_printf(msg, "upstream sent invalid JSON at byte %zu: %s", jerr.offset, jerr.msg);
+    cg_buf_t out = {0};
+    cg_xlate_usage_t u = {0};
+    char err[512] = "";
+    int rc = cg_xlate_response(x->client, x->api, x->model_ref, body, len, &x->xo, &out, &u, err,
+                               sizeof err);
+    if (rc != 0) {
+        *cls = rc == CG_ERR ? cg_fail_classify(0, 0, body, len) : CG_FAIL_UNKNOWN;
+        cg_buf_puts(msg, err[0] ? err : "invalid upstream reply");
+        cg_buf_free(&out);
         return -1;
     }
-    const cg_jmember_t *err = cg_jscan_get(&js, "error");
-    if (err && err->type != CG_JNULL && !cg_jscan_get(&js, "choices")) {
-        /* A 200 carrying an error object (some local servers do this). */
-        *cls = cg_fail_classify(0, 0, body, len);
-        oai_error_message(body, len, msg);
-        return -1;
+    if (u.have) {
+        x->have_usage = true;
+        x->prompt_tokens = u.input;
+        x->completion_tokens = u.output;
+        x->cached_tokens = u.cache_read;
     }
-    const cg_jmember_t *usage = cg_jscan_get(&js, "usage");
-    if (usage && usage->type == CG_JOBJECT)
-        oai_usage(x, body + usage->val_off, usage->val_len);
+    cg_buf_free(&x->resp);
+    x->resp = out;
     return 0;
 }
 
@@ -1167,10 +1066,25 @@ static const adapter_t adapters[] = {
     {
         .api = CG_API_OPENAI_COMPLETIONS,
         .path = "/chat/completions",
-        .build_body = oai_build_body,
-        .base_headers = oai_base_headers,
-        .on_event = oai_on_event,
-        .on_body = oai_on_body,
+        .build_body = xl_build_body,
+        .on_event = xl_on_event,
+        .on_body = xl_on_body,
+        .error_message = oai_error_message,
+    },
+    {
+        .api = CG_API_OPENAI_RESPONSES,
+        .path = "/responses",
+        .build_body = xl_build_body,
+        .on_event = xl_on_event,
+        .on_body = xl_on_body,
+        .error_message = oai_error_message,
+    },
+    {
+        .api = CG_API_ANTHROPIC_MESSAGES,
+        .path = "/messages",
+        .build_body = xl_build_body,
+        .on_event = xl_on_event,
+        .on_body = xl_on_body,
         .error_message = oai_error_message,
     },
 };

@@ -30,6 +30,7 @@
 #include "config/config.h"
 #include "http/reply.h"
 #include "proto/jscan.h"
+#include "proto/translate.h"
 #include "store/store.h"
 
 #include <arpa/inet.h>
@@ -54,6 +55,7 @@
 typedef enum {
     ROUTE_NONE,
     ROUTE_CHAT,
+    ROUTE_RESPONSES,
     ROUTE_MODELS,
     ROUTE_HEALTH,
     ROUTE_READY,
@@ -105,6 +107,10 @@ typedef struct req {
     size_t attempt; /* index into plan of the attempt in flight */
     const cg_model_t *requested;
     bool client_usage;
+    cg_xapi_t api;         /* the client's API */
+    bool omit_reasoning;   /* x-clawgate-reasoning: omit */
+    bool provider_closed;  /* the provider ended the client's stream in its format */
+    char response_id[48];  /* the id the client sees, the same on every attempt */
     bool answered;         /* a provider's reply (or its first chunk) was accepted */
     const char *model_ref; /* provider/id of the current attempt (in cfg) */
     cg_aid_t provider;
@@ -166,7 +172,14 @@ struct front {
 };
 
 static void run_mhd(front_t *f);
-static void stream_append_event(req_t *r, const char *data, size_t len);
+static void stream_append_event(req_t *r, const char *event, const char *data, size_t len);
+
+/* The SSE event name of an error the front itself writes into a stream
+ * (chat streams carry none; a Responses client reads an "error" event). */
+static const char *error_event_name(const req_t *r)
+{
+    return r->api == CG_XAPI_RESPONSES ? "error" : NULL;
+}
 static void kick_cb(cg_actor_t *a, void *ud);
 static void apply_settings(front_t *f, const cg_settings_t *s);
 
@@ -376,6 +389,7 @@ static route_t route_of(const char *url, const char *method, const char **allow,
         route_t route;
     } table[] = {
         {"/v1/chat/completions", "POST", ROUTE_CHAT},
+        {"/v1/responses", "POST", ROUTE_RESPONSES},
         {"/v1/models", "GET", ROUTE_MODELS},
         {"/healthz", "GET", ROUTE_HEALTH},
         {"/readyz", "GET", ROUTE_READY},
@@ -603,7 +617,7 @@ static void record(front_t *f, req_t *r, const char *status, const char *klass, 
         .session_key = r->session_key,
         .stateful = r->stateful,
         .request_id = r->idstr,
-        .client_api = "chat.completions",
+        .client_api = cg_xapi_name(r->api),
         .model_asked = r->model_asked,
         .model_answered = ok && r->answered_model ? r->answered_model->ref : NULL,
         .status = status,
@@ -662,12 +676,13 @@ static void finish_held(front_t *f, req_t *r, bool stored, const char *why)
     if (r->stream) {
         if (!r->client_gone) {
             if (deliver) {
-                cg_buf_append(&r->out, "data: [DONE]\n\n", 14);
+                if (r->api == CG_XAPI_CHAT)
+                    cg_buf_append(&r->out, "data: [DONE]\n\n", 14);
             } else {
                 cg_buf_t ev = {0};
                 error_json(&ev, "unavailable", "store_error",
                            "the exchange could not be recorded in the session store");
-                stream_append_event(r, ev.data, ev.len);
+                stream_append_event(r, error_event_name(r), ev.data, ev.len);
                 cg_buf_free(&ev);
             }
         }
@@ -745,7 +760,7 @@ static unsigned status_for_failure(const char *cls, int64_t upstream_status)
     return 502;
 }
 
-static void stream_append_event(req_t *r, const char *data, size_t len)
+static void stream_append_event(req_t *r, const char *event, const char *data, size_t len)
 {
     if (r->out.len - r->out_off + len + 8 > STREAM_BUFFER_CAP) {
         /* The client reads slower than the model writes and has fallen 8 MiB
@@ -754,6 +769,11 @@ static void stream_append_event(req_t *r, const char *data, size_t len)
                 r->out.len - r->out_off);
         r->client_gone = true;
         return;
+    }
+    if (event && *event) {
+        cg_buf_append(&r->out, "event: ", 7);
+        cg_buf_puts(&r->out, event);
+        cg_buf_append(&r->out, "\n", 1);
     }
     cg_buf_append(&r->out, "data: ", 6);
     cg_buf_append(&r->out, data, len);
@@ -882,10 +902,11 @@ static bool start_attempt(front_t *f, req_t *r)
         int total_ms = model->provider->timeout_seconds > 0
                            ? model->provider->timeout_seconds * 1000
                            : f->request_ms;
-        cg_msg_t *m = cg_msg_pack(CG_PROV_REQUEST, "sbbxiiii", model->ref, (int)r->stream,
-                                  (int)r->client_usage, (const void *)r->body.data, r->body.len,
-                                  (int64_t)f->connect_ms, (int64_t)f->first_token_ms,
-                                  (int64_t)f->idle_ms, (int64_t)total_ms);
+        cg_msg_t *m =
+            cg_msg_pack(CG_PROV_REQUEST, "sbbxiiiiibs", model->ref, (int)r->stream,
+                        (int)r->client_usage, (const void *)r->body.data, r->body.len,
+                        (int64_t)f->connect_ms, (int64_t)f->first_token_ms, (int64_t)f->idle_ms,
+                        (int64_t)total_ms, (int64_t)r->api, (int)r->omit_reasoning, r->response_id);
         m->req_id = wire_id(r);
         m->sender = m->reply_to = cg_actor_self(f->actor);
         int rc = cg_actor_send(aid, m);
@@ -976,8 +997,8 @@ static void attempt_failed(front_t *f, req_t *r, const char *klass, int64_t stat
             cg_buf_printf(&text, ", upstream status %lld", (long long)status);
         cg_buf_printf(&text, "): %.*s", (int)(msg_len > 2000 ? 2000 : msg_len), msg ? msg : "");
         error_json(&ev, "upstream_error", klass, text.data);
-        if (!r->client_gone)
-            stream_append_event(r, ev.data, ev.len);
+        if (!r->client_gone && !r->provider_closed)
+            stream_append_event(r, error_event_name(r), ev.data, ev.len);
         cg_buf_free(&ev);
         cg_buf_free(&text);
         record(f, r, "error", klass, 200);
@@ -1029,6 +1050,11 @@ static int start_session(front_t *f, req_t *r, const cg_jscan_t *js, const cg_jm
     }
     r->session_key = cg_strdup(key);
     r->stateful = mode && strcasecmp(mode, "stateful") == 0;
+    if (r->stateful && r->api != CG_XAPI_CHAT) {
+        set_json_error(r, 400, "invalid_request_error", "invalid_session_mode",
+                       "x-session-mode: stateful is for /v1/chat/completions");
+        return -1;
+    }
     cg_buf_append(&r->client_messages, js->src + msgs->val_off, msgs->val_len);
     if (r->stream)
         r->reply = cg_reply_new();
@@ -1100,10 +1126,12 @@ static void dispatch_chat(front_t *f, req_t *r)
                        "request body has more than %d top-level fields", CG_JSCAN_MAX_MEMBERS);
         return;
     }
+    bool responses = r->api == CG_XAPI_RESPONSES;
+    const char *msgs_key = responses ? "input" : "messages";
     const cg_jmember_t *mm = cg_jscan_get(js, "model");
-    const cg_jmember_t *msgs = cg_jscan_get(js, "messages");
+    const cg_jmember_t *msgs = cg_jscan_get(js, msgs_key);
     const cg_jmember_t *st = cg_jscan_get(js, "stream");
-    const cg_jmember_t *so = cg_jscan_get(js, "stream_options");
+    const cg_jmember_t *so = responses ? NULL : cg_jscan_get(js, "stream_options");
     if (mm && mm->type != CG_JSTRING && mm->type != CG_JNULL) {
         set_json_error(r, 400, "invalid_request_error", "invalid_type",
                        "'model' must be a string, got %s", jtype_name(mm->type));
@@ -1111,14 +1139,25 @@ static void dispatch_chat(front_t *f, req_t *r)
     }
     if (!msgs) {
         set_json_error(r, 400, "invalid_request_error", "missing_required_parameter",
-                       "'messages' is required");
+                       "'%s' is required", msgs_key);
         return;
     }
-    if (msgs->type != CG_JARRAY) {
-        set_json_error(r, 400, "invalid_request_error", "invalid_type",
-                       "'messages' must be an array, got %s", jtype_name(msgs->type));
+    if (msgs->type != CG_JARRAY && !(responses && msgs->type == CG_JSTRING)) {
+        set_json_error(r, 400, "invalid_request_error", "invalid_type", "'%s' must be %s, got %s",
+                       msgs_key, responses ? "a string or an array" : "an array",
+                       jtype_name(msgs->type));
         return;
     }
+    const char *rmode =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "x-clawgate-reasoning");
+    if (rmode && strcasecmp(rmode, "omit") != 0 && strcasecmp(rmode, "keep") != 0) {
+        set_json_error(r, 400, "invalid_request_error", "invalid_header",
+                       "x-clawgate-reasoning must be 'omit' or 'keep', got '%.32s'", rmode);
+        return;
+    }
+    r->omit_reasoning = rmode && strcasecmp(rmode, "omit") == 0;
+    snprintf(r->response_id, sizeof r->response_id, "%s%s", responses ? "resp_" : "chatcmpl-",
+             r->idstr + 4);
     bool stream = false;
     if (st && st->type != CG_JNULL) {
         if (st->type != CG_JTRUE && st->type != CG_JFALSE) {
@@ -1215,7 +1254,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
             set_json_error(r, 405, "invalid_request_error", "method_not_allowed",
                            "%s is not allowed on %s (use %s)", method, url, allow);
             r->allow = allow;
-        } else if (r->route == ROUTE_CHAT) {
+        } else if (r->route == ROUTE_CHAT || r->route == ROUTE_RESPONSES) {
             const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
             if (cl && strtoull(cl, NULL, 10) > f->max_body) {
                 /* Refuse before reading: answering on this first call makes
@@ -1229,7 +1268,8 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         return MHD_YES;
     }
     if (*upload_data_size) {
-        if (r->route == ROUTE_CHAT && r->phase == PH_RECEIVING && !r->too_large) {
+        if ((r->route == ROUTE_CHAT || r->route == ROUTE_RESPONSES) && r->phase == PH_RECEIVING &&
+            !r->too_large) {
             if (r->body.len + *upload_data_size > f->max_body) {
                 r->too_large = true;
                 cg_buf_free(&r->body);
@@ -1243,6 +1283,8 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
     if (r->phase == PH_RECEIVING) {
         switch (r->route) {
         case ROUTE_CHAT:
+        case ROUTE_RESPONSES:
+            r->api = r->route == ROUTE_RESPONSES ? CG_XAPI_RESPONSES : CG_XAPI_CHAT;
             dispatch_chat(f, r);
             break;
         case ROUTE_MODELS:
@@ -1328,10 +1370,14 @@ static void on_provider_msg(front_t *f, cg_msg_t *m)
         break;
     case CG_PROV_CHUNK: {
         const void *data;
-        size_t len;
-        if (cg_msg_unpack(m, &v, "x", &data, &len) == 0 && r->stream && !r->client_gone) {
-            stream_append_event(r, data, len);
-            if (r->reply)
+        const char *ev;
+        size_t len, ev_len;
+        if (cg_msg_unpack(m, &v, "xS", &data, &len, &ev, &ev_len) == 0 && r->stream &&
+            !r->client_gone) {
+            char evname[96];
+            snprintf(evname, sizeof evname, "%.*s", (int)(ev_len < 95 ? ev_len : 95), ev ? ev : "");
+            stream_append_event(r, evname, data, len);
+            if (r->reply && r->api == CG_XAPI_CHAT)
                 cg_reply_feed_chunk(r->reply, data, len);
             if (r->phase == PH_WAITING) {
                 r->phase = PH_STREAM;
@@ -1405,6 +1451,9 @@ static void on_provider_msg(front_t *f, cg_msg_t *m)
         for (size_t i = 0; i < CG_ARRAY_LEN(classes); i++)
             if (cls && strlen(classes[i]) == cls_len && memcmp(classes[i], cls, cls_len) == 0)
                 klass = classes[i];
+        /* With output out, the provider has already ended the client's stream
+         * in the client's own format (translator); add nothing to it. */
+        r->provider_closed = any_output != 0;
         attempt_failed(f, r, klass, status, msg, msg_len, retry_ms);
         cg_msg_view_done(&v);
         break;
