@@ -152,4 +152,51 @@ await test('unknown model is a NotFoundError', async () => {
   throw new Error('no error');
 });
 
+await test('responses.create (non-stream)', async () => {
+  const r = await client.responses.create({ model: 'fake/m1', input: 'hello responses' });
+  eq(r.object, 'response', 'object');
+  eq(r.status, 'completed', 'status');
+  assert(r.output_text.includes('hello responses'), `output_text: ${r.output_text}`);
+  assert(r.usage && r.usage.input_tokens > 0, `usage: ${JSON.stringify(r.usage)}`);
+});
+
+await test('responses.create stream: true', async () => {
+  const stream = await client.responses.create({
+    model: 'fake/m1',
+    input: [{ role: 'user', content: [{ type: 'input_text', text: 'streamed responses' }] }],
+    stream: true,
+  });
+  let text = '';
+  let last = null;
+  let seq = -1;
+  for await (const ev of stream) {
+    assert(ev.sequence_number > seq, `sequence_number ${ev.sequence_number} after ${seq}`);
+    seq = ev.sequence_number;
+    if (ev.type === 'response.output_text.delta') text += ev.delta;
+    last = ev;
+  }
+  eq(last && last.type, 'response.completed', 'last event');
+  assert(text.includes('streamed responses'), `text: ${text}`);
+  eq(last.response.output_text ?? text, text, 'completed output matches the deltas');
+});
+
+await test('responses tool-call round trip', async () => {
+  const rtools = [{ type: 'function', name: 'get_time', description: 'time',
+    parameters: { type: 'object', properties: { city: { type: 'string' } } } }];
+  const first = await client.responses.create({ model: 'fake/tooly', input: 'time?', tools: rtools });
+  const call = first.output.find((o) => o.type === 'function_call');
+  assert(call, `a function_call item in ${JSON.stringify(first.output)}`);
+  eq(call.name, 'get_time', 'tool name');
+  const second = await client.responses.create({
+    model: 'fake/tooly',
+    tools: rtools,
+    input: [
+      { role: 'user', content: 'time?' },
+      call,
+      { type: 'function_call_output', call_id: call.call_id, output: 'noon' },
+    ],
+  });
+  assert(second.output_text.includes('noon'), `answer uses the tool result: ${second.output_text}`);
+});
+
 process.exit(failed ? 1 : 0);
