@@ -1021,6 +1021,118 @@ static void watchdog_cb(cg_actor_t *a, void *ud)
     attempt_failed(f, r, "timeout", 0, msg, strlen(msg), 0);
 }
 
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\n' || c == '\t' || c == '\r';
+}
+
+/* Two JSON arrays (raw text) joined into one: a's items, then b's. */
+static void join_arrays(const char *a, size_t al, const char *b, size_t bl, cg_buf_t *out)
+{
+    while (al && a[al - 1] != ']')
+        al--;
+    size_t as = 1, bs = 1;
+    while (as < al && is_space(a[as]))
+        as++;
+    while (bs < bl && is_space(b[bs]))
+        bs++;
+    bool a_empty = al < 2 || as >= al - 1;
+    bool b_empty = bl < 2 || b[bs] == ']';
+    if (a_empty) {
+        cg_buf_append(out, b, bl);
+        return;
+    }
+    cg_buf_append(out, a, al - 1); /* without its ']' */
+    if (b_empty) {
+        cg_buf_append(out, "]", 1);
+        return;
+    }
+    cg_buf_append(out, ",", 1);
+    cg_buf_append(out, b + bs, bl - bs);
+}
+
+/* Responses API conversations on top of the session store. A request that
+ * may be continued (store not false) is recorded under an implicit session
+ * named after its response id; previous_response_id continues one: the
+ * stored conversation (as Responses items) goes in front of the new input,
+ * and the field itself is removed, so it works for every provider,
+ * including ones that have no such thing. Returns 0, or -1 with an error
+ * response set. */
+static int start_chain(front_t *f, req_t *r, const cg_jscan_t *js, const cg_jmember_t *input)
+{
+    const cg_jmember_t *prev = cg_jscan_get(js, "previous_response_id");
+    const cg_jmember_t *keep = cg_jscan_get(js, "store");
+    if (prev && prev->type != CG_JSTRING && prev->type != CG_JNULL) {
+        set_json_error(r, 400, "invalid_request_error", "invalid_type",
+                       "'previous_response_id' must be a string, got %s", jtype_name(prev->type));
+        return -1;
+    }
+    bool has_prev = prev && prev->type == CG_JSTRING;
+    if (!has_prev && keep && keep->type == CG_JFALSE)
+        return 0;
+    if (!f->ro || !f->store) {
+        if (!has_prev)
+            return 0;
+        set_json_error(r, 400, "invalid_request_error", "store_unavailable",
+                       "previous_response_id needs the session store, which is not enabled");
+        return -1;
+    }
+    cg_buf_t items = {0};
+    if (input->type == CG_JSTRING) {
+        cg_buf_puts(&items, "[{\"role\":\"user\",\"content\":");
+        cg_buf_append(&items, js->src + input->val_off, input->val_len);
+        cg_buf_puts(&items, "}]");
+    } else {
+        cg_buf_append(&items, js->src + input->val_off, input->val_len);
+    }
+    cg_buf_free(&r->client_messages);
+    r->client_messages = items;
+    if (!has_prev) {
+        r->session_key = cg_strdup(r->response_id);
+        return 0;
+    }
+    cg_buf_t id = {0};
+    cg_jscan_string(js, prev, &id);
+    if (id.len < 6 || strncmp(id.data, "resp_", 5) != 0 || id.len > 64) {
+        set_json_error(r, 400, "invalid_request_error", "previous_response_not_found",
+                       "Previous response with id '%.64s' not found.", id.data ? id.data : "");
+        cg_buf_free(&id);
+        return -1;
+    }
+    char reqid[80];
+    snprintf(reqid, sizeof reqid, "req_%s", id.data + 5);
+    cg_buf_t hist = {0}, key = {0};
+    int rc = cg_store_chain(f->ro, reqid, &hist, &key);
+    if (rc != 0) {
+        if (rc == CG_ENOENT)
+            set_json_error(r, 400, "invalid_request_error", "previous_response_not_found",
+                           "Previous response with id '%s' not found.", id.data);
+        else
+            set_json_error(r, 503, "unavailable", "store_error",
+                           "could not read the conversation of '%s'", id.data);
+        cg_buf_free(&id);
+        cg_buf_free(&hist);
+        cg_buf_free(&key);
+        return -1;
+    }
+    cg_buf_t hitems = {0}, merged = {0}, nb = {0};
+    if (!cg_reply_chat_to_items(hist.data, hist.len, &hitems))
+        cg_buf_puts(&hitems, "[]");
+    join_arrays(hitems.data, hitems.len, r->client_messages.data, r->client_messages.len, &merged);
+    cg_jedit_t ed[2] = {{.key = "input", .raw = merged.data, .raw_len = merged.len},
+                        {.key = "previous_response_id", .raw = NULL, .raw_len = 0}};
+    cg_jscan_apply(js, ed, 2, &nb);
+    cg_buf_free(&r->body);
+    r->body = nb;
+    r->session_key = cg_buf_steal(&key, NULL);
+    r->stateful = true;
+    cg_buf_free(&id);
+    cg_buf_free(&hist);
+    cg_buf_free(&hitems);
+    cg_buf_free(&merged);
+    return 0;
+}
+
 /* x-session-key names a session: keep the client's messages (and, on a
  * stream, fold the reply) for its transcript. x-session-mode: stateful means
  * the client sends only its new messages: the stored history goes in front
@@ -1072,35 +1184,15 @@ static int start_session(front_t *f, req_t *r, const cg_jscan_t *js, const cg_jm
                        "could not read the history of session '%.64s'", key);
         return -1;
     }
-    /* hist is "[...]"; join it with the client's array into one. */
-    const char *h = hist.data ? hist.data : "[]";
-    size_t hl = hist.len;
-    while (hl && h[hl - 1] != ']')
-        hl--;
-    size_t hs = 1;
-    while (hs < hl && (h[hs] == ' ' || h[hs] == '\n' || h[hs] == '\t' || h[hs] == '\r'))
-        hs++;
-    bool hist_empty = hl == 0 || hs >= hl - 1;
-    if (!hist_empty) {
-        const char *c = js->src + msgs->val_off;
-        size_t cl = msgs->val_len, cs = 1;
-        while (cs < cl && (c[cs] == ' ' || c[cs] == '\n' || c[cs] == '\t' || c[cs] == '\r'))
-            cs++;
-        cg_buf_t merged = {0};
-        cg_buf_append(&merged, h, hl - 1); /* without its ']' */
-        if (c[cs] != ']') {
-            cg_buf_append(&merged, ",", 1);
-            cg_buf_append(&merged, c + cs, cl - cs);
-        } else {
-            cg_buf_append(&merged, "]", 1);
-        }
-        cg_jedit_t ed = {.key = "messages", .raw = merged.data, .raw_len = merged.len};
-        cg_buf_t nb = {0};
-        cg_jscan_apply(js, &ed, 1, &nb);
-        cg_buf_free(&r->body);
-        r->body = nb;
-        cg_buf_free(&merged);
-    }
+    cg_buf_t merged = {0};
+    join_arrays(hist.data ? hist.data : "[]", hist.len ? hist.len : 2, js->src + msgs->val_off,
+                msgs->val_len, &merged);
+    cg_jedit_t ed = {.key = "messages", .raw = merged.data, .raw_len = merged.len};
+    cg_buf_t nb = {0};
+    cg_jscan_apply(js, &ed, 1, &nb);
+    cg_buf_free(&r->body);
+    r->body = nb;
+    cg_buf_free(&merged);
     cg_buf_free(&hist);
     return 0;
 }
@@ -1214,6 +1306,10 @@ static void dispatch_chat(front_t *f, req_t *r)
     r->client_usage = client_usage;
     if (start_session(f, r, js, msgs) != 0)
         return;
+    if (responses && !r->session_key && start_chain(f, r, js, msgs) != 0)
+        return;
+    if (r->session_key && r->stream && !r->reply)
+        r->reply = cg_reply_new();
     cg_health_t *h = cg_snap_acquire(f->args.health);
     r->n_plan = cg_health_plan(h, r->cfg, model, cg_now_ns(), r->plan, MAX_PLAN);
     if (h)
@@ -1379,6 +1475,8 @@ static void on_provider_msg(front_t *f, cg_msg_t *m)
             stream_append_event(r, evname, data, len);
             if (r->reply && r->api == CG_XAPI_CHAT)
                 cg_reply_feed_chunk(r->reply, data, len);
+            else if (r->reply)
+                cg_reply_feed_event(r->reply, evname, data, len);
             if (r->phase == PH_WAITING) {
                 r->phase = PH_STREAM;
                 r->answered = true;
@@ -1418,8 +1516,10 @@ static void on_provider_msg(front_t *f, cg_msg_t *m)
         if (!r->stream) {
             set_body(r, status >= 200 && status < 300 ? (unsigned)status : 200, body ? body : "",
                      blen);
-            if (r->session_key && body)
+            if (r->session_key && body && r->api == CG_XAPI_CHAT)
                 cg_reply_from_body(body, blen, &r->reply_json);
+            else if (r->session_key && body)
+                cg_reply_from_responses_body(body, blen, &r->reply_json);
         }
         cg_msg_view_done(&v);
         /* The final byte waits for the store's commit (finish_held). */

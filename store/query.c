@@ -1101,3 +1101,59 @@ int cg_store_history(cg_store_ro_t *ro, const char *tenant, const char *key, cg_
     }
     return 0;
 }
+
+/* Responses API `previous_response_id`: the conversation as it stood when
+ * that response was given — the messages of its session up to the last
+ * entry its exchange added — and the session it belongs to. */
+int cg_store_chain(cg_store_ro_t *ro, const char *request_id, cg_buf_t *out_messages,
+                   cg_buf_t *out_session_key)
+{
+    sqlite3_stmt *q1 = NULL, *q2 = NULL;
+    int rc = sqlite3_prepare_v2(
+        ro->db,
+        "SELECT e.session_id, s.key, (SELECT MAX(seq) FROM entries WHERE exchange_id = e.id) "
+        "FROM exchanges e JOIN sessions s ON s.id = e.session_id "
+        "WHERE e.request_id = ?1 AND e.status = 'ok' ORDER BY e.id DESC LIMIT 1",
+        -1, &q1, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(ro->db,
+                                "SELECT content FROM entries WHERE session_id = ?1 AND seq <= ?2 "
+                                "AND type = 'message' ORDER BY seq",
+                                -1, &q2, NULL);
+    if (rc != SQLITE_OK) {
+        cg_error("store: chain: %s", sqlite3_errmsg(ro->db));
+        sqlite3_finalize(q1);
+        sqlite3_finalize(q2);
+        return CG_EIO;
+    }
+    int ret = CG_ENOENT;
+    sqlite3_exec(ro->db, "BEGIN", NULL, NULL, NULL);
+    sqlite3_bind_text(q1, 1, request_id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(q1);
+    if (rc == SQLITE_ROW && sqlite3_column_type(q1, 2) != SQLITE_NULL) {
+        int64_t sid = sqlite3_column_int64(q1, 0);
+        int64_t last = sqlite3_column_int64(q1, 2);
+        cg_buf_append(out_session_key, sqlite3_column_text(q1, 1),
+                      (size_t)sqlite3_column_bytes(q1, 1));
+        sqlite3_bind_int64(q2, 1, sid);
+        sqlite3_bind_int64(q2, 2, last);
+        cg_buf_puts(out_messages, "[");
+        size_t n = 0;
+        while ((rc = sqlite3_step(q2)) == SQLITE_ROW) {
+            if (n++)
+                cg_buf_puts(out_messages, ",");
+            cg_buf_append(out_messages, sqlite3_column_text(q2, 0),
+                          (size_t)sqlite3_column_bytes(q2, 0));
+        }
+        cg_buf_puts(out_messages, "]");
+        ret = rc == SQLITE_DONE ? 0 : CG_EIO;
+    } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        ret = CG_EIO;
+    }
+    sqlite3_exec(ro->db, "COMMIT", NULL, NULL, NULL);
+    if (ret == CG_EIO)
+        cg_error("store: chain of '%s': %s", request_id, sqlite3_errmsg(ro->db));
+    sqlite3_finalize(q1);
+    sqlite3_finalize(q2);
+    return ret;
+}

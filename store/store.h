@@ -175,6 +175,14 @@ int cg_store_http(cg_store_ro_t *ro, const char *method, const char *path, const
  * tenant NULL: "default". 0, or CG_EIO on a database error. */
 int cg_store_history(cg_store_ro_t *ro, const char *tenant, const char *key, cg_buf_t *out);
 
+/* Responses API previous_response_id: the stored conversation as it stood
+ * when the exchange with that request id answered (its session's messages up
+ * to the last entry that exchange added), as a JSON array appended to
+ * out_messages, and the session's key appended to out_session_key. 0;
+ * CG_ENOENT when no successful exchange with a session has that id; CG_EIO. */
+int cg_store_chain(cg_store_ro_t *ro, const char *request_id, cg_buf_t *out_messages,
+                   cg_buf_t *out_session_key);
+
 /* ---- command line ---- */
 
 /* `clawgate sessions list|show KEY|search TEXT` and `clawgate usage ...`;

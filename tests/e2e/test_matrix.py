@@ -122,5 +122,42 @@ def test_failover_crosses_api_kinds():
     check(r.done, "chat stream completed")
 
 
+def test_previous_response_id_on_every_provider():
+    fake = start_fake(models=["m1"])
+    gw = matrix_gateway(fake)
+    for prov in ("comp", "resp", "mess"):
+        model = prov + "/m1"
+        st, _, raw = gw.request("POST", "/v1/responses",
+                                {"model": model, "input": "my name is Ada", "max_output_tokens": 50})
+        eq(st, 200, "%s first turn: %r" % (model, raw[:300]))
+        first = json.loads(raw)
+        check(first["id"].startswith("resp_"), "response id %r" % first["id"])
+        # the second turn streams and continues the first
+        r = gw.sse("POST", "/v1/responses", {"model": model, "input": "what is my name?",
+                                             "previous_response_id": first["id"],
+                                             "stream": True, "max_output_tokens": 50})
+        eq(r.status, 200, "%s second turn" % model)
+        sent = fake.last()
+        raw_sent = json.dumps(sent["json"])
+        check("my name is Ada" in raw_sent, "%s: history sent upstream: %s" % (model, raw_sent))
+        check("echo: my name is Ada" in raw_sent, "%s: the first answer too" % model)
+        check("what is my name?" in raw_sent, "%s: the new input" % model)
+        check("previous_response_id" not in raw_sent, "%s: the field is not forwarded" % model)
+        done = [json.loads(d) for d in r.data if json.loads(d).get("type") == "response.completed"]
+        check(done, "%s: completed" % model)
+        # a third turn chains on the streamed second one
+        third_id = done[0]["response"]["id"]
+        st, _, raw = gw.request("POST", "/v1/responses", {"model": model, "input": "and again",
+                                                          "previous_response_id": third_id})
+        eq(st, 200, "%s third turn: %r" % (model, raw[:300]))
+        raw_sent = json.dumps(fake.last()["json"])
+        check("what is my name?" in raw_sent and "my name is Ada" in raw_sent,
+              "%s: the whole chain: %s" % (model, raw_sent))
+    st, _, raw = gw.request("POST", "/v1/responses", {"model": "comp/m1", "input": "x",
+                                                      "previous_response_id": "resp_nope"})
+    eq(st, 400, "unknown previous response")
+    eq(json.loads(raw)["error"]["code"], "previous_response_not_found", "error code")
+
+
 if __name__ == "__main__":
     main([v for k, v in list(globals().items()) if k.startswith("test_") and callable(v)])
