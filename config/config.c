@@ -213,6 +213,8 @@ typedef struct ctx {
     pending_ref_t *warm;
     int *warm_minutes;
     size_t n_warm;
+    pending_ref_t *omit; /* clawgate.reasoning.omit */
+    size_t n_omit;
     json_object *root;
 } ctx_t;
 
@@ -1706,8 +1708,8 @@ static void add_warm(ctx_t *c, json_object *obj, cg_json5_pos_t at)
 
 static void parse_settings(ctx_t *c, json_object *blk, cg_json5_pos_t at)
 {
-    static const char *const keys[] = {"listen",   "store",  "limits",  "timeouts",
-                                       "logLevel", "health", "routing", "supervisor"};
+    static const char *const keys[] = {"listen", "store",   "limits",     "timeouts", "logLevel",
+                                       "health", "routing", "supervisor", "reasoning"};
     cg_settings_t *s = &c->cfg->settings;
     if (!want_object(c, blk, at))
         return;
@@ -1813,6 +1815,40 @@ static void parse_settings(ctx_t *c, json_object *blk, cg_json5_pos_t at)
             }
             if (s->probe_interval_s == 0)
                 s->probe_interval_s = 15;
+        } else if (key_is(k, "reasoning")) {
+            /* reasoning: { omit: ["provider/model" | alias, ...] }: models whose
+             * reasoning never reaches clients (chat channels want the final
+             * text only), whatever the request's x-clawgate-reasoning. */
+            static const char *const rk[] = {"omit"};
+            if (want_object(c, v, vp)) {
+                json_object_object_foreach(v, k2, v2)
+                {
+                    size_t m2 = path_key(c, k2);
+                    cg_json5_pos_t p2 = vat(c, v, k2, v2);
+                    if (key_is(k2, "omit")) {
+                        if (want_array(c, v2, p2) &&
+                            !too_many_refs(c, json_object_array_length(v2), p2)) {
+                            size_t n = json_object_array_length(v2);
+                            c->omit = cg_calloc(n ? n : 1, sizeof *c->omit);
+                            for (size_t i = 0; i < n; i++) {
+                                size_t mi = path_index(c, i);
+                                json_object *e = json_object_array_get_idx(v2, i);
+                                const char *ref;
+                                if (want_string(c, e, vat(c, v2, NULL, e), true, &ref)) {
+                                    pending_ref_t *o = &c->omit[c->n_omit++];
+                                    o->ref = cg_strdup(ref);
+                                    o->path = cg_strdup(path_now(c));
+                                    o->pos = vat(c, v2, NULL, e);
+                                }
+                                path_pop(c, mi);
+                            }
+                        }
+                    } else {
+                        unknown_key(c, v, k2, rk, CG_ARRAY_LEN(rk));
+                    }
+                    path_pop(c, m2);
+                }
+            }
         } else if (key_is(k, "routing")) {
             static const char *const rk[] = {"policy", "primaryFactor", "rerankSeconds"};
             if (want_object(c, v, vp)) {
@@ -2205,6 +2241,11 @@ static void resolve_all(ctx_t *c)
             cfg->keep_warm[cfg->n_keep_warm++].minutes = c->warm_minutes[i];
         }
     }
+    for (size_t i = 0; i < c->n_omit; i++) {
+        cg_model_t *m = resolve_pending(c, &c->omit[i], true, "model");
+        if (m)
+            m->omit_reasoning = true;
+    }
     if (!c->has_primary) {
         /* OpenClaw: the first configured provider's first model */
         for (size_t i = 0; i < cfg->n_providers && !cfg->primary; i++)
@@ -2309,6 +2350,9 @@ static void ctx_free(ctx_t *c)
     for (size_t i = 0; i < c->n_warm; i++)
         pending_free(&c->warm[i]);
     cg_free(c->warm);
+    for (size_t i = 0; i < c->n_omit; i++)
+        pending_free(&c->omit[i]);
+    cg_free(c->omit);
     cg_free(c->warm_minutes);
     cg_json5_free(c->doc);
 }

@@ -73,6 +73,7 @@ typedef struct cg_model {
     cg_compat_t compat;
     json_object *params; /* agents.defaults.models[ref].params (own reference) or NULL */
     int streaming;       /* agents.defaults.models[ref].streaming: -1 unset, 0, 1 */
+    bool omit_reasoning; /* clawgate.reasoning.omit lists it: final text only */
 } cg_model_t;
 
 struct cg_provider {

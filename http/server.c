@@ -902,11 +902,14 @@ static bool start_attempt(front_t *f, req_t *r)
         int total_ms = model->provider->timeout_seconds > 0
                            ? model->provider->timeout_seconds * 1000
                            : f->request_ms;
+        /* Reasoning goes out unless the request or the model's config says
+         * final text only (the model setting is the operator's). */
+        bool omit = r->omit_reasoning || model->omit_reasoning;
         cg_msg_t *m =
             cg_msg_pack(CG_PROV_REQUEST, "sbbxiiiiibs", model->ref, (int)r->stream,
                         (int)r->client_usage, (const void *)r->body.data, r->body.len,
                         (int64_t)f->connect_ms, (int64_t)f->first_token_ms, (int64_t)f->idle_ms,
-                        (int64_t)total_ms, (int64_t)r->api, (int)r->omit_reasoning, r->response_id);
+                        (int64_t)total_ms, (int64_t)r->api, (int)omit, r->response_id);
         m->req_id = wire_id(r);
         m->sender = m->reply_to = cg_actor_self(f->actor);
         int rc = cg_actor_send(aid, m);
@@ -1707,8 +1710,12 @@ static int front_init(cg_actor_t *a, void *arg)
         flags, (uint16_t)s->listen_port, NULL, NULL, access_handler, f, MHD_OPTION_EXTERNAL_LOGGER,
         mhd_logger, f, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)s->client_timeout_s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->max_connections,
-        MHD_OPTION_NOTIFY_COMPLETED, request_completed, f, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-        MHD_OPTION_END);
+        /* OpenClaw's requests are ~36 KB: read them in large pieces, not in
+         * MHD's default 1 KB increments (one read and one handler call
+         * each). The pool is address space; untouched pages cost nothing. */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+        MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t)(16 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
+        request_completed, f, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
     if (!f->mhd) {
         cg_error("http: cannot listen on %s:%d: %s", s->listen_host, s->listen_port,
                  strerror(errno));

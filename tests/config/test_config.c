@@ -511,7 +511,10 @@ static void test_error_paths(void)
         {"{ clawgate: 1 }", "t.json5:1:13: clawgate: must be an object, not a number"},
         {"{ clawgate: { port: 1 } }",
          "t.json5:1:15: clawgate.port: unknown key (expected listen, store, limits, timeouts, "
-         "logLevel, health, routing, or supervisor)"},
+         "logLevel, health, routing, supervisor, or reasoning)"},
+        {"{ clawgate: { reasoning: { omit: ['nope/x'] } } }", "clawgate.reasoning.omit[0]"},
+        {"{ clawgate: { reasoning: { hide: [] } } }",
+         "clawgate.reasoning.hide: unknown key (expected omit)"},
         {"{ clawgate: { listen: 8089 } }",
          "t.json5:1:23: clawgate.listen: must be a string, not a number"},
         {"{ clawgate: { listen: '127.0.0.1' } }",

@@ -104,6 +104,33 @@ def test_reasoning_kept_apart_and_omitted():
     check(b"secret" not in raw, "no trace of the reasoning")
 
 
+def test_reasoning_omitted_by_model_config():
+    fake = start_fake(models=["m1"])
+    gw = Gateway({"agents": {"defaults": {"model": {"primary": "chan/m1"},
+                                          "models": {"chan/m1": {"alias": "whatsapp"}}}},
+                  "models": {"mode": "replace", "providers": {
+                      "chan": {"baseUrl": fake.base_url, "apiKey": "k",
+                               "api": "openai-completions", "models": [{"id": "m1", "name": "C"}]}}},
+                  "clawgate": {"health": {"intervalSeconds": -1},
+                               "reasoning": {"omit": ["whatsapp"]}}})
+    for stream in (False, True):
+        fake.script({"reasoning": "private chain", "text": "<think>more</think>public answer"})
+        body = {"messages": [{"role": "user", "content": "q"}], "stream": stream}
+        if stream:
+            r = gw.sse("POST", "/v1/chat/completions", body)
+            raw = r.raw
+            text = "".join((json.loads(d)["choices"] or [{}])[0].get("delta", {}).get("content")
+                           or "" for d in r.data if d != "[DONE]")
+        else:
+            st, _, raw = gw.request("POST", "/v1/chat/completions", body)
+            eq(st, 200, "status")
+            text = json.loads(raw)["choices"][0]["message"]["content"]
+        eq(text.strip(), "public answer", "stream=%s: final text delivered" % stream)
+        check(b"private" not in raw and b"more" not in raw,
+              "stream=%s: no reasoning for a model configured final-text-only: %r"
+              % (stream, raw[:600]))
+
+
 def test_failover_crosses_api_kinds():
     fake = start_fake(models=["m1"])
     gw = Gateway({"agents": {"defaults": {"model": {"primary": "comp/m1",
