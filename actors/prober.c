@@ -24,12 +24,12 @@
  * supervisor's mailbox is full the report is dropped: the next probe comes
  * within one interval, and a stale health is better than a blocked prober.
  */
+#include "actors/curlm.h"
 #include "actors/prober.h"
 
 #include "actors/supervisor.h"
 #include "config/config.h"
 
-#include <curl/curl.h>
 #include <json.h>
 #include <strings.h>
 #include <sys/epoll.h>
@@ -70,9 +70,7 @@ typedef struct job {
 struct prober {
     cg_actor_t *actor;
     cg_prober_args_t args;
-    CURLM *multi;
-    uint64_t curl_timer;
-    bool closing;
+    cg_curlm_t cm; /* the multi handle on this actor's loop (curlm.h) */
     job_t **jobs;
     size_t n_jobs;
     uint64_t rng;
@@ -102,71 +100,10 @@ static uint64_t jittered(prober_t *p, uint64_t interval)
 
 static void drain_done(prober_t *p);
 
-static void on_fd(cg_actor_t *a, int fd, uint32_t events, void *ud)
+/* curl made progress (curlm.c): collect what it finished. */
+static void drain_cb(void *ud)
 {
-    CG_UNUSED(a);
-    prober_t *p = ud;
-    int flags = 0;
-    if (events & (EPOLLIN | EPOLLHUP))
-        flags |= CURL_CSELECT_IN;
-    if (events & EPOLLOUT)
-        flags |= CURL_CSELECT_OUT;
-    if (events & EPOLLERR)
-        flags |= CURL_CSELECT_ERR;
-    int running = 0;
-    curl_multi_socket_action(p->multi, fd, flags, &running);
-    drain_done(p);
-}
-
-static void on_curl_timer_fire(cg_actor_t *a, void *ud)
-{
-    CG_UNUSED(a);
-    prober_t *p = ud;
-    p->curl_timer = 0;
-    int running = 0;
-    curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    drain_done(p);
-}
-
-static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
-{
-    CG_UNUSED(multi);
-    prober_t *p = userp;
-    if (p->curl_timer) {
-        cg_actor_timer_cancel(p->actor, p->curl_timer);
-        p->curl_timer = 0;
-    }
-    if (timeout_ms >= 0 && !p->closing)
-        p->curl_timer =
-            cg_actor_timer(p->actor, (uint64_t)timeout_ms * NS_PER_MS, 0, on_curl_timer_fire, p);
-    return 0;
-}
-
-/* socketp is non-NULL once we watch s (the prober itself as a marker). */
-static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
-{
-    CG_UNUSED(e);
-    prober_t *p = userp;
-    if (what == CURL_POLL_REMOVE) {
-        if (socketp)
-            cg_actor_unwatch(p->actor, s);
-        return 0;
-    }
-    if (p->closing)
-        return 0;
-    uint32_t ev = 0;
-    if (what & CURL_POLL_IN)
-        ev |= EPOLLIN;
-    if (what & CURL_POLL_OUT)
-        ev |= EPOLLOUT;
-    if (socketp)
-        return cg_actor_rewatch(p->actor, s, ev) == 0 ? 0 : -1;
-    if (cg_actor_watch(p->actor, s, ev, on_fd, p) != 0) {
-        cg_error("prober: cannot watch socket %d", (int)s);
-        return -1;
-    }
-    curl_multi_assign(p->multi, s, p);
-    return 0;
+    drain_done(ud);
 }
 
 static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
@@ -189,7 +126,7 @@ static void job_end_transfer(prober_t *p, job_t *j)
 {
     if (!j->easy)
         return;
-    curl_multi_remove_handle(p->multi, j->easy);
+    curl_multi_remove_handle(p->cm.multi, j->easy);
     curl_easy_cleanup(j->easy);
     j->easy = NULL;
     cg_buf_reset(&j->rx);
@@ -228,7 +165,7 @@ static void job_start(prober_t *p, job_t *j)
     }
     j->easy = e;
     j->started_ns = cg_now_ns();
-    if (curl_multi_add_handle(p->multi, e) != CURLM_OK) {
+    if (curl_multi_add_handle(p->cm.multi, e) != CURLM_OK) {
         cg_warn("prober: cannot start the request for %s", j->name);
         curl_easy_cleanup(e);
         j->easy = NULL;
@@ -339,7 +276,7 @@ static void drain_done(prober_t *p)
 {
     CURLMsg *msg;
     int left = 0;
-    while ((msg = curl_multi_info_read(p->multi, &left)) != NULL) {
+    while ((msg = curl_multi_info_read(p->cm.multi, &left)) != NULL) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         CURL *e = msg->easy_handle;
@@ -554,15 +491,8 @@ static int prober_init(cg_actor_t *a, void *arg)
     if (!p->rng)
         p->rng = 1;
     cg_actor_set_state(a, p);
-    p->multi = curl_multi_init();
-    if (!p->multi) {
-        cg_error("prober: curl_multi_init failed");
+    if (cg_curlm_init(&p->cm, a, "prober", drain_cb, p) != 0)
         return CG_ERR;
-    }
-    curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-    curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p);
-    curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-    curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p);
     jobs_build(p);
     return 0;
 }
@@ -582,13 +512,10 @@ static void prober_cleanup(cg_actor_t *a)
     prober_t *p = cg_actor_state(a);
     if (!p)
         return;
-    p->closing = true;
-    if (p->multi)
+    p->cm.closing = true;
+    if (p->cm.multi)
         jobs_free(p);
-    if (p->multi)
-        curl_multi_cleanup(p->multi);
-    if (p->curl_timer)
-        cg_actor_timer_cancel(a, p->curl_timer);
+    cg_curlm_close(&p->cm);
     cg_free(p);
     cg_actor_set_state(a, NULL);
 }

@@ -47,13 +47,13 @@
  * config snapshot outlives the REQUEST handler: what a transfer needs (URL,
  * header lines, the rewritten body) is copied before the snapshot is released.
  */
+#include "actors/curlm.h"
 #include "actors/provider.h"
 #include "config/config.h"
 #include "proto/translate.h"
 #include "proto/jscan.h"
 #include "proto/sse.h"
 
-#include <curl/curl.h>
 #include <strings.h>
 #include <sys/epoll.h>
 
@@ -150,11 +150,9 @@ struct prov {
     cg_actor_t *actor;
     char *name;
     cg_snap_t *config;
-    CURLM *multi;
-    uint64_t curl_timer; /* the actor timer standing for curl's timeout, 0: none */
-    xfer_t *head;        /* in-flight transfers */
+    cg_curlm_t cm; /* the multi handle on this actor's loop (curlm.h) */
+    xfer_t *head;  /* in-flight transfers */
     size_t n_xfers;
-    bool closing; /* cleanup is running: do not create watches or timers */
     bool exiting; /* cg_actor_exit was called */
 };
 
@@ -308,7 +306,7 @@ static void xfer_free(xfer_t *x)
 
 static void maybe_exit(prov_t *p)
 {
-    if (p->n_xfers == 0 && !p->exiting && !p->closing && cg_actor_is_stopping(p->actor)) {
+    if (p->n_xfers == 0 && !p->exiting && !p->cm.closing && cg_actor_is_stopping(p->actor)) {
         p->exiting = true;
         cg_actor_exit(p->actor, CG_EXIT_SHUTDOWN, "drained");
     }
@@ -324,7 +322,7 @@ static void xfer_finish(prov_t *p, xfer_t *x)
         cg_actor_timer_cancel(p->actor, x->idle_timer);
     x->ft_timer = x->idle_timer = 0;
     if (x->easy)
-        curl_multi_remove_handle(p->multi, x->easy);
+        curl_multi_remove_handle(p->cm.multi, x->easy);
     if (x->prev)
         x->prev->next = x->next;
     else
@@ -539,7 +537,7 @@ static void drain_done(prov_t *p)
 {
     for (;;) {
         int left = 0;
-        CURLMsg *msg = curl_multi_info_read(p->multi, &left);
+        CURLMsg *msg = curl_multi_info_read(p->cm.multi, &left);
         if (!msg)
             break;
         if (msg->msg != CURLMSG_DONE)
@@ -599,73 +597,10 @@ static void on_idle_timeout(cg_actor_t *a, void *ud)
 /* ------------------------------------------------------------------------ */
 /* curl multi <-> actor loop                                                */
 
-static void on_fd(cg_actor_t *a, int fd, uint32_t events, void *ud)
+/* curl made progress (curlm.c): collect what it finished. */
+static void drain_cb(void *ud)
 {
-    CG_UNUSED(a);
-    prov_t *p = ud;
-    int flags = 0;
-    if (events & (EPOLLIN | EPOLLHUP))
-        flags |= CURL_CSELECT_IN;
-    if (events & EPOLLOUT)
-        flags |= CURL_CSELECT_OUT;
-    if (events & EPOLLERR)
-        flags |= CURL_CSELECT_ERR;
-    int running = 0;
-    curl_multi_socket_action(p->multi, fd, flags, &running);
-    drain_done(p);
-}
-
-static void on_curl_timer_fire(cg_actor_t *a, void *ud)
-{
-    CG_UNUSED(a);
-    prov_t *p = ud;
-    p->curl_timer = 0; /* one-shot: curl re-arms through on_curl_timer */
-    int running = 0;
-    curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    drain_done(p);
-}
-
-/* CURLMOPT_TIMERFUNCTION: one actor timer mirrors curl's single timeout. */
-static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
-{
-    CG_UNUSED(multi);
-    prov_t *p = userp;
-    if (p->curl_timer) {
-        cg_actor_timer_cancel(p->actor, p->curl_timer);
-        p->curl_timer = 0;
-    }
-    if (timeout_ms >= 0 && !p->closing)
-        p->curl_timer =
-            cg_actor_timer(p->actor, (uint64_t)timeout_ms * 1000000u, 0, on_curl_timer_fire, p);
-    return 0;
-}
-
-/* CURLMOPT_SOCKETFUNCTION. socketp is non-NULL once we watch s (we assign
- * the provider itself as a marker); curl forgets it after POLL_REMOVE. */
-static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
-{
-    CG_UNUSED(e);
-    prov_t *p = userp;
-    if (what == CURL_POLL_REMOVE) {
-        if (socketp)
-            cg_actor_unwatch(p->actor, s);
-        return 0;
-    }
-    if (p->closing)
-        return 0;
-    uint32_t ev = 0;
-    if (what & CURL_POLL_IN)
-        ev |= EPOLLIN;
-    if (what & CURL_POLL_OUT)
-        ev |= EPOLLOUT;
-    if (socketp)
-        return cg_actor_rewatch(p->actor, s, ev) == 0 ? 0 : -1;
-    if (cg_actor_watch(p->actor, s, ev, on_fd, p) != 0) {
-        cg_error("provider %s: cannot watch socket %d", p->name, (int)s);
-        return -1;
-    }
-    curl_multi_assign(p->multi, s, p);
-    return 0;
+    drain_done(ud);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -904,7 +839,7 @@ static void on_request(prov_t *p, cg_msg_t *m)
                                      on_first_token_timeout, x);
     cg_debug("provider %s: request %llu -> %s (%s%s)", p->name, (unsigned long long)x->req_id,
              x->url, x->model_ref, x->stream ? ", stream" : "");
-    CURLMcode mc = curl_multi_add_handle(p->multi, e);
+    CURLMcode mc = curl_multi_add_handle(p->cm.multi, e);
     if (mc != CURLM_OK) {
         send_fail(x, CG_FAIL_UNKNOWN, 0, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
         curl_easy_cleanup(x->easy);
@@ -1111,16 +1046,9 @@ static int prov_init(cg_actor_t *a, void *arg)
     p->name = cg_strdup(args->provider_name);
     p->config = args->config;
     cg_actor_set_state(a, p);
-    p->multi = curl_multi_init();
-    if (!p->multi) {
-        cg_error("provider %s: curl_multi_init failed", p->name);
+    if (cg_curlm_init(&p->cm, a, p->name, drain_cb, p) != 0)
         return CG_ERR;
-    }
-    curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-    curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p);
-    curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-    curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p);
-    curl_multi_setopt(p->multi, CURLMOPT_MAXCONNECTS, (long)MAX_CONNECTS);
+    curl_multi_setopt(p->cm.multi, CURLMOPT_MAXCONNECTS, (long)MAX_CONNECTS);
     return 0;
 }
 
@@ -1175,16 +1103,13 @@ static void prov_cleanup(cg_actor_t *a)
     prov_t *p = cg_actor_state(a);
     if (!p)
         return;
-    p->closing = true;
+    p->cm.closing = true;
     while (p->head) {
         xfer_t *x = p->head;
         send_fail(x, CG_FAIL_ABORTED, 0, "provider actor stopped");
         xfer_finish(p, x);
     }
-    if (p->multi)
-        curl_multi_cleanup(p->multi);
-    if (p->curl_timer)
-        cg_actor_timer_cancel(a, p->curl_timer);
+    cg_curlm_close(&p->cm);
     cg_free(p->name);
     cg_free(p);
     cg_actor_set_state(a, NULL);
