@@ -692,7 +692,7 @@ static int prepare(prov_t *p, xfer_t *x, const char *ref, size_t ref_len, const 
         *cls = CG_FAIL_FORMAT;
         const char *api =
             m->api == CG_API_UNSUPPORTED && pv->api_name ? pv->api_name : cg_api_name(m->api);
-        snprintf(err, errlen, "api %s not supported yet", api);
+        snprintf(err, errlen, "api %s is not supported by clawgate", api);
         goto out;
     }
     if (!pv->available) {
