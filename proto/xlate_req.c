@@ -367,6 +367,25 @@ static void ed_drop(edits_t *E, const cg_jscan_t *js, const char *key)
         ed_del(E, key);
 }
 
+/* tools under compat (both chat and Responses shapes): dropped with their
+ * companions when the server has no tools; `strict` taken out (parsing the
+ * tools array alone) when the server rejects it. 0, or < 0 with err set. */
+static int ed_tools(edits_t *E, const cg_jscan_t *js, const cg_compat_t *c, char *err,
+                    size_t errlen)
+{
+    const cg_jmember_t *tools = cg_jscan_get(js, "tools");
+    if (!c->supports_tools) {
+        ed_drop(E, js, "tools");
+        ed_drop(E, js, "tool_choice");
+        ed_drop(E, js, "parallel_tool_calls");
+        return 0;
+    }
+    if (tools && tools->type == CG_JARRAY && !c->supports_strict_mode &&
+        memmem(js->src + tools->val_off, tools->val_len, "\"strict\"", 8))
+        return ed_subtree(E, js, tools, "tools", shape_tools, c, err, errlen);
+    return 0;
+}
+
 /* Chat over openai-completions. */
 static int chat_to_chat(const cg_model_t *m, const cg_jscan_t *js, bool stream, cg_buf_t *out,
                         char *err, size_t errlen)
@@ -404,18 +423,10 @@ static int chat_to_chat(const cg_model_t *m, const cg_jscan_t *js, bool stream, 
         ed_drop(&E, js, "store");
     if (!c->supports_reasoning_effort)
         ed_drop(&E, js, "reasoning_effort");
-    const cg_jmember_t *tools = cg_jscan_get(js, "tools");
-    if (!c->supports_tools) {
-        ed_drop(&E, js, "tools");
-        ed_drop(&E, js, "tool_choice");
-        ed_drop(&E, js, "parallel_tool_calls");
-    } else if (tools && tools->type == CG_JARRAY && !c->supports_strict_mode &&
-               memmem(js->src + tools->val_off, tools->val_len, "\"strict\"", 8)) {
-        int rc = ed_subtree(&E, js, tools, "tools", shape_tools, c, err, errlen);
-        if (rc < 0) {
-            ed_free(&E);
-            return rc;
-        }
+    int trc = ed_tools(&E, js, c, err, errlen);
+    if (trc < 0) {
+        ed_free(&E);
+        return trc;
     }
 
     /* maxTokensField: move the value to the field the server knows. */
@@ -461,18 +472,10 @@ static int resp_to_resp(const cg_model_t *m, const cg_jscan_t *js, bool stream, 
         ed_drop(&E, js, "store");
     if (!c->supports_reasoning_effort)
         ed_drop(&E, js, "reasoning");
-    const cg_jmember_t *tools = cg_jscan_get(js, "tools");
-    if (!c->supports_tools) {
-        ed_drop(&E, js, "tools");
-        ed_drop(&E, js, "tool_choice");
-        ed_drop(&E, js, "parallel_tool_calls");
-    } else if (tools && tools->type == CG_JARRAY && !c->supports_strict_mode &&
-               memmem(js->src + tools->val_off, tools->val_len, "\"strict\"", 8)) {
-        int rc = ed_subtree(&E, js, tools, "tools", shape_tools, c, err, errlen);
-        if (rc < 0) {
-            ed_free(&E);
-            return rc;
-        }
+    int trc = ed_tools(&E, js, c, err, errlen);
+    if (trc < 0) {
+        ed_free(&E);
+        return trc;
     }
     const cg_jmember_t *in = cg_jscan_get(js, "input");
     if (in && in->type == CG_JARRAY) {
