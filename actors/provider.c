@@ -74,16 +74,10 @@ typedef struct xfer xfer_t;
 typedef enum { RX_UNDECIDED = 0, RX_SSE, RX_BODY, RX_ERROR } rx_mode_t;
 
 typedef struct adapter {
-    cg_api_t api;
-    const char *path; /* appended to the provider's base URL */
     /* The upstream body made from the client's. 0, or < 0 with a message for
      * the owner in err (class format). */
     int (*build_body)(const xfer_t *x, const cg_model_t *m, const char *body, size_t len,
                       cg_buf_t *out, char *err, size_t errlen);
-    /* Header lines the API needs before the configured ones (auth scheme,
-     * content negotiation). add(name, value) may be called repeatedly. */
-    void (*base_headers)(const xfer_t *x, const cg_provider_t *pv,
-                         void (*add)(void *hs, const char *name, const char *value), void *hs);
     /* One complete SSE event of a 2xx stream. 0 to go on; < 0 to stop reading
      * (the transfer's outcome is then decided and sent). */
     int (*on_event)(prov_t *p, xfer_t *x, const char *event, size_t event_len, const char *data,
@@ -713,15 +707,12 @@ static int prepare(prov_t *p, xfer_t *x, const char *ref, size_t ref_len, const 
         goto out;
     }
     x->model_ref = cg_strdup(m->ref);
-    x->url = cg_sprintf("%s%s", pv->base_url, x->ad->path);
+    x->url = cg_sprintf("%s%s", pv->base_url, cg_xlate_path(m->api));
     if (x->stream)
         x->xs = cg_xlate_stream_new(x->client, m->api, m->ref, &x->xo);
 
     hdrs_t hs = {.n = 0};
-    if (x->ad->base_headers)
-        x->ad->base_headers(x, pv, hdr_add, &hs);
-    else
-        cg_xlate_headers(m, x->stream, hdr_add, &hs);
+    cg_xlate_headers(m, x->stream, hdr_add, &hs); /* auth scheme, content negotiation */
     for (size_t i = 0; i < pv->n_headers; i++)
         hdr_add(&hs, pv->headers[i].name, pv->headers[i].value);
     for (size_t i = 0; i < m->n_headers; i++)
@@ -997,40 +988,19 @@ static int xl_on_body(xfer_t *x, const char *body, size_t len, cg_fail_class_t *
     return 0;
 }
 
-static const adapter_t adapters[] = {
-    {
-        .api = CG_API_OPENAI_COMPLETIONS,
-        .path = "/chat/completions",
-        .build_body = xl_build_body,
-        .on_event = xl_on_event,
-        .on_body = xl_on_body,
-        .error_message = oai_error_message,
-    },
-    {
-        .api = CG_API_OPENAI_RESPONSES,
-        .path = "/responses",
-        .build_body = xl_build_body,
-        .on_event = xl_on_event,
-        .on_body = xl_on_body,
-        .error_message = oai_error_message,
-    },
-    {
-        .api = CG_API_ANTHROPIC_MESSAGES,
-        .path = "/messages",
-        .build_body = xl_build_body,
-        .on_event = xl_on_event,
-        .on_body = xl_on_body,
-        .error_message = oai_error_message,
-    },
+/* Every API kind the translator speaks goes through the same adapter; the
+ * URL path and auth headers come from the translator too (cg_xlate_path,
+ * cg_xlate_headers). The seam stays for a kind that needs its own. */
+static const adapter_t xlate_adapter = {
+    .build_body = xl_build_body,
+    .on_event = xl_on_event,
+    .on_body = xl_on_body,
+    .error_message = oai_error_message,
 };
 
 static const adapter_t *find_adapter(cg_api_t api)
 {
-    for (size_t i = 0; i < CG_ARRAY_LEN(adapters); i++) {
-        if (adapters[i].api == api)
-            return &adapters[i];
-    }
-    return NULL;
+    return cg_xlate_path(api) ? &xlate_adapter : NULL;
 }
 
 /* ------------------------------------------------------------------------ */
