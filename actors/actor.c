@@ -64,6 +64,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -185,12 +186,14 @@ static void reg_close(uint32_t idx, reg_slot_t *s)
 
 /* ------------------------------------------------------------------ actors */
 
-enum { W_USER, W_MBOX, W_TIMER };
+enum { W_USER, W_MBOX, W_TIMER, W_LOOP };
 
 typedef struct watch {
     int fd;
     int kind;
     bool dead; /* unwatched this turn: skip its pending events */
+    cg_actor_t *actor;
+    uint32_t events; /* as given to epoll (user watches) */
     cg_fd_cb cb;
     void *ud;
 } watch_t;
@@ -214,6 +217,30 @@ typedef struct deferred {
     void *p;
 } deferred_t;
 
+struct cg_loop {
+    char *name;
+    int epfd;
+    int wakefd; /* eventfd: an actor to adopt, or the loop was released */
+    watch_t wake_w;
+    pthread_t thread;
+    bool dedicated; /* made by cg_actor_spawn for one actor; ends with it */
+
+    pthread_mutex_t lock; /* guards the fields down to `released` */
+    pthread_cond_t cond;  /* an actor finished */
+    cg_actor_t *pending;  /* spawned, not yet adopted (init not run) */
+    bool released;
+
+    /* Loop thread only from here. */
+    cg_actor_t **actors;
+    size_t nact, actcap;
+    bool adopted_any;
+    watch_t **fdtab; /* indexed by fd, whichever actor watches it */
+    size_t fdcap;
+    size_t nuser; /* user watches */
+    deferred_t *defer;
+    size_t ndefer, defercap;
+};
+
 struct cg_actor {
     cg_actor_spec_t spec;
     char *name;
@@ -223,21 +250,20 @@ struct cg_actor {
     cg_aid_t parent;
     cg_mbox_t *mb;
     uint32_t batch;
-    int epfd;
+    uint32_t budget; /* messages it may still get this turn (loop thread) */
     int tfd;
-    pthread_t thread;
-    int joined; /* atomic: one joiner only */
+    cg_loop_t *loop;
+    int joined;            /* atomic: one joiner only */
+    bool finished;         /* under loop->lock: cleanup ran, EXIT sent */
+    cg_actor_t *next_pend; /* loop->pending link, under loop->lock */
 
-    /* Actor thread only from here. */
+    /* Loop thread only from here. */
     bool exiting;
     bool stopping;
     int reason;
     char *detail;
 
     watch_t mbox_w, timer_w;
-    watch_t **fdtab; /* indexed by fd */
-    size_t fdcap;
-    size_t nuser; /* user watches */
 
     tmr_t *tslab;
     uint32_t tcap, tfree; /* tfree 1-based, 0 = none */
@@ -245,9 +271,6 @@ struct cg_actor {
     uint32_t nheap, heapcap;
     uint64_t tseq;
     uint64_t armed; /* deadline the timerfd is set to, 0 = disarmed */
-
-    deferred_t *defer;
-    size_t ndefer, defercap;
 };
 
 static bool hooks_enabled; /* atomic, relaxed: a switch that guards no data */
@@ -320,79 +343,111 @@ void cg_actor_exit(cg_actor_t *a, int reason, const char *detail)
     a->detail = detail ? cg_strdup(detail) : NULL;
 }
 
+static void loop_defer(cg_loop_t *l, void (*fn)(void *), void *p)
+{
+    if (l->ndefer == l->defercap) {
+        l->defercap = l->defercap ? l->defercap * 2 : 16;
+        l->defer = cg_realloc(l->defer, l->defercap * sizeof *l->defer);
+    }
+    l->defer[l->ndefer++] = (deferred_t){fn, p};
+}
+
 void cg_actor_defer(cg_actor_t *a, void (*fn)(void *), void *p)
 {
-    if (a->ndefer == a->defercap) {
-        a->defercap = a->defercap ? a->defercap * 2 : 16;
-        a->defer = cg_realloc(a->defer, a->defercap * sizeof *a->defer);
-    }
-    a->defer[a->ndefer++] = (deferred_t){fn, p};
+    loop_defer(a->loop, fn, p);
 }
 
-static void run_deferred(cg_actor_t *a)
+static void run_deferred(cg_loop_t *l)
 {
     /* Index-based: a deferred function may defer more. */
-    for (size_t i = 0; i < a->ndefer; i++) {
-        deferred_t d = a->defer[i];
+    for (size_t i = 0; i < l->ndefer; i++) {
+        deferred_t d = l->defer[i];
         d.fn(d.p);
     }
-    a->ndefer = 0;
+    l->ndefer = 0;
 }
 
-/* ---- watched fds ---- */
+/* ---- watched fds ----
+ * One table per loop, indexed by fd: file descriptors are process-wide, and
+ * an fd closed without unwatch (epoll drops it by itself) may come back with
+ * the same number for another actor on the same loop. */
 
 int cg_actor_watch(cg_actor_t *a, int fd, uint32_t events, cg_fd_cb cb, void *ud)
 {
+    cg_loop_t *l = a->loop;
     if (fd < 0 || !cb)
         return CG_EINVAL;
-    if ((size_t)fd >= a->fdcap) {
-        size_t cap = a->fdcap ? a->fdcap : 64;
+    if ((size_t)fd >= l->fdcap) {
+        size_t cap = l->fdcap ? l->fdcap : 64;
         while (cap <= (size_t)fd)
             cap *= 2;
-        a->fdtab = cg_realloc(a->fdtab, cap * sizeof *a->fdtab);
-        memset(a->fdtab + a->fdcap, 0, (cap - a->fdcap) * sizeof *a->fdtab);
-        a->fdcap = cap;
+        l->fdtab = cg_realloc(l->fdtab, cap * sizeof *l->fdtab);
+        memset(l->fdtab + l->fdcap, 0, (cap - l->fdcap) * sizeof *l->fdtab);
+        l->fdcap = cap;
     }
     watch_t *w = cg_calloc(1, sizeof *w);
-    *w = (watch_t){.fd = fd, .kind = W_USER, .cb = cb, .ud = ud};
+    *w = (watch_t){.fd = fd, .kind = W_USER, .actor = a, .events = events, .cb = cb, .ud = ud};
     struct epoll_event ev = {.events = events, .data.ptr = w};
-    if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         int e = errno;
         free(w);
         return e == EEXIST ? CG_EINVAL : CG_EIO;
     }
-    watch_t *old = a->fdtab[fd];
+    watch_t *old = l->fdtab[fd];
     if (old) {
         /* The fd was closed without unwatch (epoll dropped it) and its number
          * reused: retire the stale watch. */
         old->dead = true;
-        cg_actor_defer(a, free, old);
-        a->nuser--;
+        loop_defer(l, free, old);
+        l->nuser--;
     }
-    a->fdtab[fd] = w;
-    a->nuser++;
+    l->fdtab[fd] = w;
+    l->nuser++;
     return CG_OK;
+}
+
+static watch_t *own_watch(cg_actor_t *a, int fd)
+{
+    cg_loop_t *l = a->loop;
+    if (fd < 0 || (size_t)fd >= l->fdcap || !l->fdtab[fd] || l->fdtab[fd]->actor != a)
+        return NULL;
+    return l->fdtab[fd];
 }
 
 int cg_actor_rewatch(cg_actor_t *a, int fd, uint32_t events)
 {
-    if (fd < 0 || (size_t)fd >= a->fdcap || !a->fdtab[fd])
+    watch_t *w = own_watch(a, fd);
+    if (!w)
         return CG_ENOENT;
-    struct epoll_event ev = {.events = events, .data.ptr = a->fdtab[fd]};
-    return epoll_ctl(a->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? CG_EIO : CG_OK;
+    struct epoll_event ev = {.events = events, .data.ptr = w};
+    if (epoll_ctl(a->loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+        return CG_EIO;
+    w->events = events;
+    return CG_OK;
+}
+
+uint32_t cg_actor_watched_events(cg_actor_t *a, int fd)
+{
+    watch_t *w = own_watch(a, fd);
+    return w ? w->events : 0;
+}
+
+static void drop_watch(cg_loop_t *l, watch_t *w)
+{
+    /* Errors (fd already closed) mean epoll dropped it already. */
+    (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+    l->fdtab[w->fd] = NULL;
+    l->nuser--;
+    w->dead = true;
+    loop_defer(l, free, w); /* events for it may still be in this turn's batch */
 }
 
 int cg_actor_unwatch(cg_actor_t *a, int fd)
 {
-    if (fd < 0 || (size_t)fd >= a->fdcap || !a->fdtab[fd])
+    watch_t *w = own_watch(a, fd);
+    if (!w)
         return CG_ENOENT;
-    watch_t *w = a->fdtab[fd];
-    /* Errors (fd already closed) mean epoll dropped it already. */
-    (void)epoll_ctl(a->epfd, EPOLL_CTL_DEL, fd, NULL);
-    a->fdtab[fd] = NULL;
-    a->nuser--;
-    w->dead = true;
-    cg_actor_defer(a, free, w); /* events for it may still be in this turn's batch */
+    drop_watch(a->loop, w);
     return CG_OK;
 }
 
@@ -607,21 +662,27 @@ static void dispatch(cg_actor_t *a, cg_msg_t *m)
 }
 
 /* One epoll_wait (timeout -1 or 0) and the callbacks for what it returned. */
-static void poll_once(cg_actor_t *a, int timeout)
+static void poll_once(cg_loop_t *l, int timeout)
 {
     struct epoll_event evs[64];
-    int k = epoll_wait(a->epfd, evs, (int)CG_ARRAY_LEN(evs), timeout);
+    int k = epoll_wait(l->epfd, evs, (int)CG_ARRAY_LEN(evs), timeout);
     if (k < 0 && errno != EINTR) {
-        cg_actor_exit(a, CG_EXIT_ERROR, "epoll_wait failed");
+        for (size_t i = 0; i < l->nact; i++)
+            cg_actor_exit(l->actors[i], CG_EXIT_ERROR, "epoll_wait failed");
         return;
     }
-    /* If we slept and something else woke us, `sleeping` stays set: at worst
-     * one producer writes the eventfd needlessly and a later epoll_wait
-     * returns at once and drains it. */
-    for (int i = 0; i < k && !a->exiting; i++) {
+    for (int i = 0; i < k; i++) {
         watch_t *w = evs[i].data.ptr;
-        if (w->dead)
+        if (w->kind == W_LOOP) {
+            uint64_t v;
+            ssize_t r = read(l->wakefd, &v, sizeof v);
+            (void)r;
             continue;
+        }
+        /* An actor that asked to exit gets no more callbacks. */
+        if (w->dead || w->actor->exiting)
+            continue;
+        cg_actor_t *a = w->actor;
         if (w->kind == W_MBOX) {
             cg_mbox_woke(a->mb);
         } else if (w->kind == W_TIMER) {
@@ -635,28 +696,141 @@ static void poll_once(cg_actor_t *a, int timeout)
     }
 }
 
-static void loop(cg_actor_t *a)
+/* Hand at most `max` messages to a's handler; returns how many it got. */
+static uint32_t run_messages(cg_actor_t *a, uint32_t max)
 {
-    while (!a->exiting) {
-        uint32_t n = 0;
-        cg_msg_t *m;
-        while (n < a->batch && !a->exiting && (m = cg_mbox_pop_spsc(a->mb)) != NULL) {
-            n++;
-            dispatch(a, m);
+    uint32_t n = 0;
+    cg_msg_t *m;
+    while (n < max && !a->exiting && (m = cg_mbox_pop_spsc(a->mb)) != NULL) {
+        n++;
+        dispatch(a, m);
+    }
+    return n;
+}
+
+static void finish(cg_actor_t *a);
+
+/* Take the actors spawned onto this loop since the last turn and run their
+ * init, in the loop's thread. */
+static void adopt(cg_loop_t *l)
+{
+    pthread_mutex_lock(&l->lock);
+    cg_actor_t *p = l->pending;
+    l->pending = NULL;
+    pthread_mutex_unlock(&l->lock);
+    /* The list is newest first: reverse it so actors start in spawn order. */
+    cg_actor_t *rev = NULL;
+    while (p) {
+        cg_actor_t *next = p->next_pend;
+        p->next_pend = rev;
+        rev = p;
+        p = next;
+    }
+    for (cg_actor_t *a = rev, *next; a; a = next) {
+        next = a->next_pend;
+        a->next_pend = NULL;
+        if (l->nact == l->actcap) {
+            l->actcap = l->actcap ? l->actcap * 2 : 8;
+            l->actors = cg_realloc(l->actors, l->actcap * sizeof *l->actors);
         }
-        /* Before we may block: what handlers deferred must not wait for the
-         * next wake-up. */
-        run_deferred(a);
+        l->actors[l->nact++] = a;
+        l->adopted_any = true;
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &a->mbox_w};
+        struct epoll_event tev = {.events = EPOLLIN, .data.ptr = &a->timer_w};
+        if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, a->mbox_w.fd, &ev) < 0 ||
+            epoll_ctl(l->epfd, EPOLL_CTL_ADD, a->tfd, &tev) < 0) {
+            cg_actor_exit(a, CG_EXIT_INIT_FAILED, "epoll_ctl failed");
+            continue;
+        }
+        int rc = a->spec.init ? a->spec.init(a, a->arg) : 0;
+        if (rc < 0) {
+            a->exiting = false; /* init's own exit request does not override */
+            free(a->detail);
+            a->detail = NULL;
+            cg_actor_exit(a, CG_EXIT_INIT_FAILED, cg_strerror(rc));
+        }
+    }
+}
+
+/* One turn of a loop over every actor it hosts: messages (at most `batch`
+ * per actor, so a flood cannot starve sockets, timers or the other actors),
+ * then one epoll_wait — blocking only if every mailbox is empty and armed
+ * for a wake-up — and the callbacks for what it returned, then due timers,
+ * then deferred frees, then the end of actors that asked to exit. */
+static void turn(cg_loop_t *l)
+{
+    /* Messages first. On a shared loop one actor's handler often sends to
+     * another actor of the loop (front -> provider -> front -> store ->
+     * front): keep passing over the actors while that happens, so a
+     * request's hand-offs cost no epoll_wait each. Each actor still gets at
+     * most `batch` messages per turn, so sockets and timers wait for at most
+     * that much work. */
+    bool more = false;
+    for (size_t i = 0; i < l->nact; i++)
+        l->actors[i]->budget = l->actors[i]->batch;
+    for (bool progress = true; progress;) {
+        progress = false;
+        for (size_t i = 0; i < l->nact; i++) {
+            cg_actor_t *a = l->actors[i];
+            if (a->exiting || a->budget == 0)
+                continue;
+            uint32_t n = run_messages(a, a->budget);
+            a->budget -= n;
+            if (a->budget == 0)
+                more = true; /* some may remain: poll without blocking */
+            progress |= n > 0 && l->nact > 1;
+        }
+    }
+    /* Before we may block: what handlers deferred must not wait for the
+     * next wake-up. */
+    run_deferred(l);
+
+    bool any_exiting = false;
+    for (size_t i = 0; i < l->nact; i++)
+        any_exiting |= l->actors[i]->exiting;
+    if (!any_exiting) {
+        int timeout = more ? 0 : -1;
+        bool armed_sleep = false;
+        if (!more) {
+            /* Every mailbox must be empty with its flag set before we block:
+             * a producer then writes its eventfd (Dekker pair in mbox.c). */
+            armed_sleep = true;
+            for (size_t i = 0; i < l->nact && timeout != 0; i++)
+                if (!cg_mbox_prepare_sleep(l->actors[i]->mb))
+                    timeout = 0;
+            for (size_t i = 0; i < l->nact && timeout != 0; i++)
+                if (arm(l->actors[i]) == 0)
+                    timeout = 0; /* timers wake us through the timerfds */
+        }
+        bool have_timers = false;
+        for (size_t i = 0; i < l->nact && !have_timers; i++)
+            have_timers = l->actors[i]->nheap > 0;
+        if (timeout != 0 || l->nuser || have_timers || !l->dedicated)
+            poll_once(l, timeout);
+        /* else: nothing but messages to look at; skip the system call */
+        if (armed_sleep) {
+            /* Running again: mailboxes whose eventfd did not fire keep their
+             * flag set, and a producer on this very thread (one actor
+             * sending to another) would write their eventfd for nothing. */
+            for (size_t i = 0; i < l->nact; i++)
+                cg_mbox_awake(l->actors[i]->mb);
+        }
+    }
+    for (size_t i = 0; i < l->nact; i++)
+        if (!l->actors[i]->exiting)
+            run_timers(l->actors[i]);
+    run_deferred(l);
+
+    /* The end of actors that asked to exit, after every callback of this
+     * turn (events already returned may point at their watches). */
+    for (size_t i = 0; i < l->nact;) {
+        cg_actor_t *a = l->actors[i];
         if (!a->exiting) {
-            if (n < a->batch && cg_mbox_prepare_sleep(a->mb))
-                poll_once(a, arm(a)); /* timers wake us through the timerfd */
-            else if (a->nuser || a->nheap)
-                poll_once(a, 0); /* messages remain: just look at fds and timers */
-            /* else: nothing but messages to look at; skip the system call */
+            i++;
+            continue;
         }
-        if (!a->exiting)
-            run_timers(a);
-        run_deferred(a);
+        l->actors[i] = l->actors[--l->nact];
+        finish(a);
     }
 }
 
@@ -696,28 +870,30 @@ int cg_actor_stop(cg_aid_t to)
 
 static void finish(cg_actor_t *a)
 {
+    cg_loop_t *l = a->loop;
     if (a->spec.cleanup)
         a->spec.cleanup(a);
-    run_deferred(a);
+    run_deferred(l);
 
     cg_mbox_close(a->mb);
     cg_msg_t *m;
     while ((m = cg_mbox_pop_spsc(a->mb)) != NULL)
         cg_msg_free(m); /* stragglers that raced with close are freed at join */
 
-    for (size_t fd = 0; fd < a->fdcap; fd++)
-        free(a->fdtab[fd]);
-    free(a->fdtab);
-    a->fdtab = NULL;
-    a->fdcap = 0;
+    /* Whatever it still watches leaves the loop's epoll set now: the loop
+     * lives on and its other actors keep polling. */
+    for (size_t fd = 0; fd < l->fdcap; fd++)
+        if (l->fdtab[fd] && l->fdtab[fd]->actor == a)
+            drop_watch(l, l->fdtab[fd]);
+    (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, a->mbox_w.fd, NULL);
+    (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, a->tfd, NULL);
+    run_deferred(l);
     free(a->tslab);
     free(a->heap);
-    free(a->defer);
     a->tslab = NULL;
     a->heap = NULL;
-    a->defer = NULL;
-    close(a->epfd);
     close(a->tfd);
+    a->tfd = -1;
 
     if (a->reason == CG_EXIT_NORMAL || a->reason == CG_EXIT_SHUTDOWN)
         cg_debug("actor %s exited: %s", a->name, cg_exit_reason_name(a->reason));
@@ -733,26 +909,108 @@ static void finish(cg_actor_t *a)
         if (send_with(a->parent, e, SEND_UNBOUNDED) != CG_OK)
             cg_msg_free(e); /* parent gone: nobody to tell */
     }
+    pthread_mutex_lock(&l->lock);
+    a->finished = true; /* from here on the joiner owns a */
+    pthread_cond_broadcast(&l->cond);
+    pthread_mutex_unlock(&l->lock);
 }
 
-static void *actor_main(void *p)
+static bool loop_done(cg_loop_t *l)
 {
-    cg_actor_t *a = p;
-    char tname[16];
-    snprintf(tname, sizeof tname, "%s", a->name);
-    pthread_setname_np(pthread_self(), tname);
+    if (l->nact)
+        return false;
+    pthread_mutex_lock(&l->lock);
+    bool done = !l->pending && (l->dedicated ? l->adopted_any : l->released);
+    pthread_mutex_unlock(&l->lock);
+    return done;
+}
 
-    int rc = a->spec.init ? a->spec.init(a, a->arg) : 0;
-    if (rc < 0) {
-        a->exiting = false; /* init's own exit request does not override */
-        free(a->detail);
-        a->detail = NULL;
-        cg_actor_exit(a, CG_EXIT_INIT_FAILED, cg_strerror(rc));
+static void *loop_main(void *p)
+{
+    cg_loop_t *l = p;
+    char tname[16];
+    snprintf(tname, sizeof tname, "%s", l->name);
+    pthread_setname_np(pthread_self(), tname);
+    for (;;) {
+        adopt(l);
+        if (loop_done(l))
+            break;
+        turn(l);
     }
-    if (!a->exiting)
-        loop(a);
-    finish(a);
     return NULL;
+}
+
+static void loop_free(cg_loop_t *l)
+{
+    if (l->epfd >= 0)
+        close(l->epfd);
+    if (l->wakefd >= 0)
+        close(l->wakefd);
+    pthread_mutex_destroy(&l->lock);
+    pthread_cond_destroy(&l->cond);
+    free(l->actors);
+    for (size_t fd = 0; fd < l->fdcap; fd++)
+        free(l->fdtab[fd]);
+    free(l->fdtab);
+    free(l->defer);
+    free(l->name);
+    free(l);
+}
+
+static cg_loop_t *loop_start(const char *name, bool dedicated)
+{
+    cg_loop_t *l = cg_calloc(1, sizeof *l);
+    l->name = cg_strdup(name ? name : "loop");
+    l->dedicated = dedicated;
+    pthread_mutex_init(&l->lock, NULL);
+    pthread_cond_init(&l->cond, NULL);
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    l->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    l->wake_w = (watch_t){.fd = l->wakefd, .kind = W_LOOP};
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &l->wake_w};
+    if (l->epfd < 0 || l->wakefd < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wakefd, &ev) < 0) {
+        loop_free(l);
+        return NULL;
+    }
+    /* The new thread inherits this mask: asynchronous signals blocked,
+     * synchronous ones (faults, abort) left alone. */
+    sigset_t all, old;
+    sigfillset(&all);
+    int sync_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS};
+    for (size_t i = 0; i < CG_ARRAY_LEN(sync_sigs); i++)
+        sigdelset(&all, sync_sigs[i]);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int prc = pthread_create(&l->thread, NULL, loop_main, l);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (prc != 0) {
+        loop_free(l);
+        return NULL;
+    }
+    return l;
+}
+
+static void loop_wake(cg_loop_t *l)
+{
+    uint64_t one = 1;
+    ssize_t r = write(l->wakefd, &one, sizeof one);
+    (void)r; /* EAGAIN only at 2^64-2: it is readable then anyway */
+}
+
+cg_loop_t *cg_loop_new(const char *name)
+{
+    return loop_start(name, false);
+}
+
+void cg_loop_free(cg_loop_t *l)
+{
+    if (!l)
+        return;
+    pthread_mutex_lock(&l->lock);
+    l->released = true;
+    pthread_mutex_unlock(&l->lock);
+    loop_wake(l);
+    pthread_join(l->thread, NULL);
+    loop_free(l);
 }
 
 static cg_actor_t *actor_new(const cg_actor_spec_t *spec, void *arg, cg_aid_t parent)
@@ -764,7 +1022,7 @@ static cg_actor_t *actor_new(const cg_actor_spec_t *spec, void *arg, cg_aid_t pa
     a->arg = arg;
     a->parent = parent;
     a->batch = spec->batch ? spec->batch : 64;
-    a->epfd = a->tfd = -1;
+    a->tfd = -1;
     a->mb = cg_mbox_new(spec->mailbox_cap ? spec->mailbox_cap : 65536);
     return a;
 }
@@ -772,8 +1030,6 @@ static cg_actor_t *actor_new(const cg_actor_spec_t *spec, void *arg, cg_aid_t pa
 static void actor_free(cg_actor_t *a)
 {
     cg_mbox_free(a->mb);
-    if (a->epfd >= 0)
-        close(a->epfd);
     if (a->tfd >= 0)
         close(a->tfd);
     free(a->name);
@@ -781,7 +1037,8 @@ static void actor_free(cg_actor_t *a)
     free(a);
 }
 
-int cg_actor_spawn(const cg_actor_spec_t *spec, void *arg, cg_aid_t parent, cg_aid_t *out)
+int cg_actor_spawn_on(cg_loop_t *loop, const cg_actor_spec_t *spec, void *arg, cg_aid_t parent,
+                      cg_aid_t *out)
 {
     pthread_once(&hooks_once, hooks_from_env);
     if (!spec || !spec->handle || !out)
@@ -793,45 +1050,41 @@ int cg_actor_spawn(const cg_actor_spec_t *spec, void *arg, cg_aid_t parent, cg_a
         free(a);
         return CG_EIO;
     }
-    a->epfd = epoll_create1(EPOLL_CLOEXEC);
     a->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (a->epfd < 0 || a->tfd < 0) {
+    if (a->tfd < 0) {
         actor_free(a);
         return CG_EIO;
     }
-    a->mbox_w = (watch_t){.fd = cg_mbox_fd(a->mb), .kind = W_MBOX};
-    a->timer_w = (watch_t){.fd = a->tfd, .kind = W_TIMER};
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &a->mbox_w};
-    struct epoll_event tev = {.events = EPOLLIN, .data.ptr = &a->timer_w};
-    if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->mbox_w.fd, &ev) < 0 ||
-        epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->tfd, &tev) < 0) {
-        actor_free(a);
-        return CG_EIO;
-    }
+    a->mbox_w = (watch_t){.fd = cg_mbox_fd(a->mb), .kind = W_MBOX, .actor = a};
+    a->timer_w = (watch_t){.fd = a->tfd, .kind = W_TIMER, .actor = a};
 
-    /* Open the address before the thread runs: messages sent as soon as
+    /* Open the address before the actor runs: messages sent as soon as
      * spawn returns wait in the mailbox until init is done. */
     a->self = reg_open(a);
-
-    /* The new thread inherits this mask: asynchronous signals blocked,
-     * synchronous ones (faults, abort) left alone. */
-    sigset_t all, old;
-    sigfillset(&all);
-    int sync_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS};
-    for (size_t i = 0; i < CG_ARRAY_LEN(sync_sigs); i++)
-        sigdelset(&all, sync_sigs[i]);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int prc = pthread_create(&a->thread, NULL, actor_main, a);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (prc != 0) {
-        reg_slot_t *s = reg_slot((uint32_t)a->self);
-        reg_retire(s);
-        reg_close((uint32_t)a->self, s);
-        actor_free(a);
-        return CG_EIO;
+    a->loop = loop;
+    bool dedicated = !loop;
+    if (dedicated) {
+        a->loop = loop_start(a->name, true);
+        if (!a->loop) {
+            reg_slot_t *s = reg_slot((uint32_t)a->self);
+            reg_retire(s);
+            reg_close((uint32_t)a->self, s);
+            actor_free(a);
+            return CG_EIO;
+        }
     }
+    pthread_mutex_lock(&a->loop->lock);
+    a->next_pend = a->loop->pending;
+    a->loop->pending = a;
+    pthread_mutex_unlock(&a->loop->lock);
+    loop_wake(a->loop);
     *out = a->self;
     return CG_OK;
+}
+
+int cg_actor_spawn(const cg_actor_spec_t *spec, void *arg, cg_aid_t parent, cg_aid_t *out)
+{
+    return cg_actor_spawn_on(NULL, spec, arg, parent, out);
 }
 
 int cg_actor_join(cg_aid_t who, int *reason)
@@ -840,9 +1093,17 @@ int cg_actor_join(cg_aid_t who, int *reason)
     cg_actor_t *a = reg_ref(who, &s);
     if (!a)
         return CG_ENOENT;
-    if (pthread_equal(a->thread, pthread_self())) {
-        reg_unref(s);
-        return CG_EINVAL;
+    cg_loop_t *l = a->loop;
+    if (pthread_equal(l->thread, pthread_self())) {
+        /* On the actor's own loop thread we cannot wait for it; an actor
+         * that has already finished can still be reaped. */
+        pthread_mutex_lock(&l->lock);
+        bool fin = a->finished;
+        pthread_mutex_unlock(&l->lock);
+        if (!fin) {
+            reg_unref(s);
+            return CG_EINVAL;
+        }
     }
     /* Relaxed: only decides which of two (mistaken) joiners proceeds. */
     bool twice = __atomic_exchange_n(&a->joined, 1, __ATOMIC_RELAXED);
@@ -850,10 +1111,17 @@ int cg_actor_join(cg_aid_t who, int *reason)
     if (twice)
         return CG_EINVAL;
 
-    pthread_join(a->thread, NULL);
+    if (l->dedicated) {
+        pthread_join(l->thread, NULL);
+        loop_free(l);
+    } else {
+        pthread_mutex_lock(&l->lock);
+        while (!a->finished)
+            pthread_cond_wait(&l->cond, &l->lock);
+        pthread_mutex_unlock(&l->lock);
+    }
     reg_retire(s);
-    int r = a->reason;     /* written by the actor thread before it ended */
-    a->epfd = a->tfd = -1; /* closed by finish() */
+    int r = a->reason; /* written by the loop thread before `finished` */
     actor_free(a);
     reg_close((uint32_t)who, s);
     if (reason)

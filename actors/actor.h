@@ -2,9 +2,16 @@
  * actor.h — threads with an epoll loop, a mailbox, timers and watched fds.
  *
  * DESIGN
- * An actor is one thread running one loop: handle at most `batch` messages,
- * run due timers and ready file descriptors, then sleep in epoll until the
- * mailbox's eventfd, a watched fd or the timerfd fires. Its state is private:
+ * An actor runs on a loop: a thread that hands each of its actors at most
+ * `batch` messages, runs due timers and ready file descriptors, then sleeps
+ * in epoll until a mailbox's eventfd, a watched fd or a timerfd fires.
+ * cg_actor_spawn gives the actor a loop of its own (one thread per actor);
+ * cg_actor_spawn_on puts it on a shared loop made by cg_loop_new, next to
+ * other actors. A message between two actors of one loop costs no system
+ * call and no thread switch: the loop is running, so the sender finds the
+ * receiver's mailbox awake and only pushes. Actors on one loop still share
+ * nothing but the thread: each has its own mailbox, state, timers and
+ * watched fds, and ends, crashes and restarts alone. Its state is private:
  * other threads reach it only through messages sent to its address
  * (cg_aid_t), which a registry maps to the live actor. An address outlives
  * its actor safely: sending to an actor that has gone returns CG_ENOENT.
@@ -18,7 +25,9 @@
  * cg_actor_join, which frees the actor once no sender can still touch it.
  *
  * Functions marked "actor thread" may only be called from the actor's own
- * thread, on its own cg_actor_t; all others are safe from any thread.
+ * thread (its loop's), on its own cg_actor_t; all others are safe from any
+ * thread. A handler must not block: on a shared loop it would stall its
+ * neighbours too.
  */
 #ifndef CG_ACTOR_H
 #define CG_ACTOR_H
@@ -26,6 +35,7 @@
 #include "mailbox/msg.h"
 
 typedef struct cg_actor cg_actor_t;
+typedef struct cg_loop cg_loop_t;
 
 /* Why an actor ended (payload of CG_MSG_EXIT and result of cg_actor_join). */
 typedef enum {
@@ -61,6 +71,19 @@ typedef struct cg_actor_spec {
  * *out is valid as soon as this returns 0, before init has run. */
 int cg_actor_spawn(const cg_actor_spec_t *spec, void *arg, cg_aid_t parent, cg_aid_t *out);
 
+/* A thread that runs the actors spawned onto it with cg_actor_spawn_on.
+ * NULL if the thread or its epoll cannot be made. name: the thread's. */
+cg_loop_t *cg_loop_new(const char *name);
+
+/* As cg_actor_spawn, on `loop` (NULL: a loop of its own). init runs in the
+ * loop's thread, after the actors spawned onto it before. */
+int cg_actor_spawn_on(cg_loop_t *loop, const cg_actor_spec_t *spec, void *arg, cg_aid_t parent,
+                      cg_aid_t *out);
+
+/* Once every actor spawned onto it has been joined (or at least has ended):
+ * end the loop's thread and free it. Not from the loop's own thread. */
+void cg_loop_free(cg_loop_t *loop);
+
 /* Any thread. CG_OK: the message is the target's. CG_EFULL (mailbox at
  * capacity), CG_ENOENT (no such actor any more), CG_ECLOSED (it is exiting):
  * the caller still owns m and decides (reply 503, drop a sample, ...). */
@@ -74,8 +97,9 @@ int cg_actor_send_lazy(cg_aid_t to, cg_msg_t *m);
 /* Any thread: post CG_MSG_SHUTDOWN (graceful stop). */
 int cg_actor_stop(cg_aid_t to);
 
-/* Any thread but the actor's own: wait until the actor's thread ended, store
- * its cg_exit_reason_t in *reason (may be NULL), and free it. Once per actor. */
+/* Any thread but the actor's own loop's (there only once it has ended): wait
+ * until the actor ended, store its cg_exit_reason_t in *reason (may be NULL),
+ * and free it. Once per actor. */
 int cg_actor_join(cg_aid_t who, int *reason);
 
 /* Test hook: when enabled (tests, or CLAWGATE_TEST_HOOKS=1 in the
@@ -101,6 +125,8 @@ typedef void (*cg_fd_cb)(cg_actor_t *a, int fd, uint32_t events, void *ud);
 int cg_actor_watch(cg_actor_t *a, int fd, uint32_t events, cg_fd_cb cb, void *ud);
 int cg_actor_rewatch(cg_actor_t *a, int fd, uint32_t events);
 int cg_actor_unwatch(cg_actor_t *a, int fd);
+/* The events fd is watched for by a, or 0 if a does not watch it. */
+uint32_t cg_actor_watched_events(cg_actor_t *a, int fd);
 
 /* Timers on the actor's one timerfd. delay_ns 0 fires on the next turn;
  * interval_ns 0 fires once. Returns an id > 0; cancel is idempotent and safe

@@ -259,7 +259,10 @@ static int spawn_child(sup_t *s, child_t *c)
     c->answered = false;
     c->stalled = false;
     c->spawned_ns = cg_now_ns();
-    int rc = cg_actor_spawn(spec, arg, cg_actor_self(s->a), &c->aid);
+    /* The prober keeps a thread of its own: its transfers never share a turn
+     * with client traffic. */
+    cg_loop_t *loop = c->kind == CHILD_PROVIDER ? s->args.loop : NULL;
+    int rc = cg_actor_spawn_on(loop, spec, arg, cg_actor_self(s->a), &c->aid);
     if (rc != 0) {
         c->aid = CG_AID_NONE;
         cg_error("supervisor: cannot spawn %s: %s", c->name, cg_strerror(rc));

@@ -48,6 +48,8 @@ typedef struct cg_supervisor_args {
     cg_snap_t *routes; /* cg_routes_t, published by the supervisor; not owned */
     cg_snap_t *health; /* cg_health_t, published by the supervisor; not owned */
     int fatal_fd;      /* eventfd: 1 is written when the front dies; < 0: none */
+    cg_loop_t *loop;   /* where provider actors run (the http front's, so that a
+                          request crosses no thread); NULL: a thread each */
 } cg_supervisor_args_t;
 
 /* args: cg_supervisor_args_t *, copied by init. */

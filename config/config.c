@@ -1880,7 +1880,18 @@ static void parse_settings(ctx_t *c, json_object *blk, cg_json5_pos_t at)
                 {"maxRestarts", 1, 1000, OFF(restart_intensity)},
                 {"periodSeconds", 1, 86400, OFF(restart_period_s)},
             };
-            parse_int_group(c, v, vp, sf, CG_ARRAY_LEN(sf), NULL, 0, s);
+            static const char *const extra[] = {"providerThreads"};
+            parse_int_group(c, v, vp, sf, CG_ARRAY_LEN(sf), extra, 1, s);
+            json_object *pt;
+            if (json_object_get_type(v) == json_type_object &&
+                json_object_object_get_ex(v, "providerThreads", &pt)) {
+                size_t m2 = path_key(c, "providerThreads");
+                static const char *const modes[] = {"shared", "own"};
+                int i = want_enum(c, pt, vat(c, v, "providerThreads", pt), modes, 2);
+                if (i >= 0)
+                    s->provider_threads_own = i == 1;
+                path_pop(c, m2);
+            }
         } else {
             unknown_key(c, blk, k, keys, CG_ARRAY_LEN(keys));
         }
@@ -2712,8 +2723,8 @@ void cg_config_describe(const cg_config_t *c, FILE *out)
     snprintf(b1, sizeof b1, "policy %s, primaryFactor %g, rerankSeconds %d",
              s->adaptive ? "adaptive" : "pinned", s->primary_factor, s->rerank_s);
     table_row(&t, "routing", b1);
-    snprintf(b1, sizeof b1, "maxRestarts %d in periodSeconds %d", s->restart_intensity,
-             s->restart_period_s);
+    snprintf(b1, sizeof b1, "maxRestarts %d in periodSeconds %d, providerThreads %s",
+             s->restart_intensity, s->restart_period_s, s->provider_threads_own ? "own" : "shared");
     table_row(&t, "supervisor", b1);
     table_print(&t, out);
 }

@@ -126,8 +126,10 @@ typedef struct cg_settings {
     double primary_factor; /* routing.primaryFactor, 1.5: primary first unless slower by this */
     int rerank_s;          /* routing.rerankSeconds, 5 */
     /* supervision (clawgate.supervisor) */
-    int restart_intensity; /* supervisor.maxRestarts, 5 */
-    int restart_period_s;  /* supervisor.periodSeconds, 30 */
+    int restart_intensity;     /* supervisor.maxRestarts, 5 */
+    int restart_period_s;      /* supervisor.periodSeconds, 30 */
+    bool provider_threads_own; /* supervisor.providerThreads "own": a thread per
+                                  provider instead of the http front's loop */
 } cg_settings_t;
 
 /* clawgate.health.keepWarm: { "provider/model": minutes } */

@@ -250,6 +250,16 @@ void cg_mbox_woke(cg_mbox_t *mb)
     (void)r; /* EAGAIN: the waking producer has not written yet; fine */
 }
 
+void cg_mbox_awake(cg_mbox_t *mb)
+{
+    /* Relaxed, as in cg_mbox_woke: a producer that still saw the 1 and won
+     * the exchange writes the eventfd; the loop drains it at its next poll.
+     * The plain load first keeps the common case (flag already clear) free
+     * of a store to a line producers read. */
+    if (__atomic_load_n(&mb->sleeping, __ATOMIC_RELAXED))
+        __atomic_store_n(&mb->sleeping, 0, __ATOMIC_RELAXED);
+}
+
 int cg_mbox_fd(const cg_mbox_t *mb)
 {
     return mb->efd;

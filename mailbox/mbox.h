@@ -56,6 +56,10 @@ cg_msg_t *cg_mbox_pop_spsc(cg_mbox_t *mb);
 bool cg_mbox_prepare_sleep(cg_mbox_t *mb);
 /* Consumer only: after epoll returned, drain the eventfd, clear the flag. */
 void cg_mbox_woke(cg_mbox_t *mb);
+/* Consumer: the thread is running again although this mailbox's eventfd did
+ * not fire (a loop hosting several actors woke for another one): clear the
+ * flag so that producers on the same thread skip the write(2). */
+void cg_mbox_awake(cg_mbox_t *mb);
 
 int cg_mbox_fd(const cg_mbox_t *mb);         /* eventfd, EPOLLIN when woken */
 uint32_t cg_mbox_count(const cg_mbox_t *mb); /* approximate, for stats */

@@ -3,7 +3,9 @@
  * reason, init failure, the crash hook, graceful stop with in-flight work,
  * sends to exiting and dead actors, address reuse, timers, watched fds
  * (including unwatching from callbacks), the batch bound, deferred frees,
- * and senders racing with join.
+ * senders racing with join, and shared loops (several actors on one thread:
+ * messages between them, one crashing and being replaced while the others
+ * go on, fds that belong to one actor only).
  *
  * Results travel back to the test thread through a "collector" actor whose
  * handler appends every message to a queue the test thread waits on (with a
@@ -32,6 +34,10 @@ enum {
     T_REPORT,   /* [what s, value i]: a test observation */
     T_JOIN_SELF,
     T_DEFER,
+    T_PEER,   /* shared loop: req_id is the peer's address */
+    T_RELAY,  /* req_id n: pass n - 1 to the peer; 0 reports "relay_done" */
+    T_WHERE,  /* report "thread" */
+    T_UNWATCH /* report "unwatch": cg_actor_unwatch(req_id) */
 };
 
 /* ---- collector: the test thread's inbox ---- */
@@ -821,6 +827,171 @@ static void test_senders_race_join(void)
     }
 }
 
+/* ---- shared loops ---- */
+
+typedef struct relay {
+    cg_aid_t peer;
+    int64_t relayed;
+} relay_t;
+
+static int relay_init(cg_actor_t *a, void *arg)
+{
+    CG_UNUSED(arg);
+    cg_actor_set_state(a, cg_calloc(1, sizeof(relay_t)));
+    return 0;
+}
+
+static void relay_handle(cg_actor_t *a, cg_msg_t *m)
+{
+    relay_t *r = cg_actor_state(a);
+    switch (m->type) {
+    case T_PEER:
+        r->peer = m->req_id;
+        break;
+    case T_WHERE:
+        report("thread", (int64_t)pthread_self());
+        break;
+    case T_UNWATCH:
+        report("unwatch", cg_actor_unwatch(a, (int)m->req_id));
+        break;
+    case T_RELAY:
+        r->relayed++;
+        if (m->req_id == 0) {
+            report("relay_done", r->relayed);
+        } else {
+            cg_msg_t *n = cg_msg_new(T_RELAY, NULL, 0);
+            n->req_id = m->req_id - 1;
+            cg_assert(cg_actor_send(r->peer, n) == CG_OK);
+        }
+        break;
+    default:
+        basic_handle(a, m);
+        return;
+    }
+    cg_msg_free(m);
+}
+
+static void relay_cleanup(cg_actor_t *a)
+{
+    free(cg_actor_state(a));
+}
+
+static const cg_actor_spec_t relay_spec = {
+    .name = "relay", .init = relay_init, .handle = relay_handle, .cleanup = relay_cleanup};
+
+static void send_req(cg_aid_t to, uint32_t type, uint64_t req_id)
+{
+    cg_msg_t *m = cg_msg_new(type, NULL, 0);
+    m->req_id = req_id;
+    T_EQ_INT(cg_actor_send(to, m), CG_OK);
+}
+
+static int64_t where(cg_aid_t a)
+{
+    send_req(a, T_WHERE, 0);
+    return expect_report("thread");
+}
+
+static void test_shared_loop(void)
+{
+    cg_loop_t *loop = cg_loop_new("shared");
+    T_ASSERT(loop != NULL);
+    cg_aid_t a, b, c, solo;
+    T_EQ_INT(cg_actor_spawn_on(loop, &relay_spec, NULL, col, &a), CG_OK);
+    T_EQ_INT(cg_actor_spawn_on(loop, &relay_spec, NULL, col, &b), CG_OK);
+    T_EQ_INT(cg_actor_spawn(&relay_spec, NULL, col, &solo), CG_OK);
+    int64_t ta = where(a), tb = where(b), ts = where(solo);
+    T_EQ_INT(ta, tb);
+    T_ASSERT(ta != ts);
+
+    /* 20,000 hand-offs between the two actors of the loop. */
+    send_req(a, T_PEER, b);
+    send_req(b, T_PEER, a);
+    send_req(a, T_RELAY, 20000);
+    T_EQ_INT(expect_report("relay_done"), 10001); /* a got the even ones, down to 0 */
+
+    /* One of them crashes; the other goes on, and a new one takes the
+     * place of the first on the same thread. */
+    cg_msg_t *m = cg_msg_pack(T_EXIT_NOW, "is", (int64_t)CG_EXIT_CRASH, "boom");
+    T_EQ_INT(cg_actor_send(b, m), CG_OK);
+    T_EQ_STR(expect_exit(b, CG_EXIT_CRASH), "boom");
+    int reason = -1;
+    T_EQ_INT(cg_actor_join(b, &reason), CG_OK);
+    T_EQ_INT(reason, CG_EXIT_CRASH);
+    ping(a, 7);
+    expect_pong(a, 7);
+    T_EQ_INT(cg_actor_spawn_on(loop, &relay_spec, NULL, col, &c), CG_OK);
+    T_EQ_INT(where(c), ta);
+    send_req(a, T_PEER, c);
+    send_req(c, T_PEER, a);
+    send_req(c, T_RELAY, 1001);
+    T_EQ_INT(expect_report("relay_done"), 10001 + 501); /* a again: 1000 down to 0 */
+
+    T_EQ_INT(cg_actor_stop(a), CG_OK);
+    expect_exit(a, CG_EXIT_SHUTDOWN);
+    T_EQ_INT(cg_actor_stop(c), CG_OK);
+    expect_exit(c, CG_EXIT_SHUTDOWN);
+    T_EQ_INT(cg_actor_join(a, NULL), CG_OK);
+    T_EQ_INT(cg_actor_join(c, NULL), CG_OK);
+    T_EQ_INT(cg_actor_stop(solo), CG_OK);
+    expect_exit(solo, CG_EXIT_SHUTDOWN);
+    T_EQ_INT(cg_actor_join(solo, NULL), CG_OK);
+    cg_loop_free(loop);
+}
+
+/* An fd watched by one actor of a loop is that actor's: its neighbour can
+ * neither unwatch it nor steal its events, and it leaves the loop's epoll
+ * set with its actor. */
+static void shared_fd_cb(cg_actor_t *a, int fd, uint32_t events, void *ud)
+{
+    CG_UNUSED(a);
+    CG_UNUSED(events);
+    CG_UNUSED(ud);
+    char c;
+    if (read(fd, &c, 1) == 1)
+        report("byte", c);
+}
+
+static int shared_fd_init(cg_actor_t *a, void *arg)
+{
+    int fd = *(int *)arg;
+    cg_actor_set_state(a, cg_calloc(1, sizeof(relay_t)));
+    return cg_actor_watch(a, fd, EPOLLIN, shared_fd_cb, NULL) == CG_OK ? 0 : CG_EIO;
+}
+
+static void test_shared_loop_fds(void)
+{
+    int p[2];
+    T_ASSERT(pipe(p) == 0);
+    cg_loop_t *loop = cg_loop_new("fds");
+    T_ASSERT(loop != NULL);
+    cg_actor_spec_t owner = relay_spec;
+    owner.init = shared_fd_init;
+    cg_aid_t w, x;
+    T_EQ_INT(cg_actor_spawn_on(loop, &owner, &p[0], col, &w), CG_OK);
+    T_EQ_INT(cg_actor_spawn_on(loop, &relay_spec, NULL, col, &x), CG_OK);
+    T_EQ_INT(where(w), where(x));
+    send_req(x, T_UNWATCH, (uint64_t)p[0]);
+    T_EQ_INT(expect_report("unwatch"), CG_ENOENT);
+    T_ASSERT(write(p[1], "k", 1) == 1);
+    T_EQ_INT(expect_report("byte"), 'k');
+    /* The owner ends: its watch goes with it, the neighbour is not called
+     * for the fd (the byte stays unread), and the loop goes on. */
+    T_EQ_INT(cg_actor_stop(w), CG_OK);
+    expect_exit(w, CG_EXIT_SHUTDOWN);
+    T_EQ_INT(cg_actor_join(w, NULL), CG_OK);
+    T_ASSERT(write(p[1], "z", 1) == 1);
+    ping(x, 9);
+    expect_pong(x, 9);
+    T_EQ_INT(col_pending(), 0);
+    T_EQ_INT(cg_actor_stop(x), CG_OK);
+    expect_exit(x, CG_EXIT_SHUTDOWN);
+    T_EQ_INT(cg_actor_join(x, NULL), CG_OK);
+    cg_loop_free(loop);
+    close(p[0]);
+    close(p[1]);
+}
+
 static void test_bad_spawn(void)
 {
     cg_aid_t a;
@@ -850,6 +1021,8 @@ int main(void)
     T_RUN(test_defer);
     T_RUN(test_many_actors);
     T_RUN(test_senders_race_join);
+    T_RUN(test_shared_loop);
+    T_RUN(test_shared_loop_fds);
     T_RUN(test_bad_spawn);
 
     cg_actor_stop(col);

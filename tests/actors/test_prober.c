@@ -417,7 +417,7 @@ static void test_through_supervisor(void)
     cg_snap_t *cs = cg_snap_new(c, free_config);
     cg_snap_t *rs = cg_snap_new(NULL, cg_routes_free);
     cg_snap_t *hs = cg_snap_new(NULL, cg_health_free);
-    cg_supervisor_args_t args = {cs, rs, hs, -1};
+    cg_supervisor_args_t args = {.config = cs, .routes = rs, .health = hs, .fatal_fd = -1};
     cg_aid_t sup;
     T_EQ_INT(cg_actor_spawn(&cg_supervisor_spec, &args, CG_AID_NONE, &sup), 0);
 

@@ -76,6 +76,8 @@ typedef struct world {
     cg_snap_t *config, *routes, *health;
     int fatal_fd;
     cg_supervisor_args_t args;
+    cg_loop_t *loop;  /* the providers share it, as under `clawgate serve` */
+    bool own_threads; /* set before world_start: no shared loop */
     cg_aid_t sup;
 } world_t;
 
@@ -86,7 +88,13 @@ static void world_start(world_t *w, cg_config_t *c)
     w->routes = cg_snap_new(NULL, cg_routes_free);
     w->health = cg_snap_new(NULL, cg_health_free);
     w->fatal_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    w->args = (cg_supervisor_args_t){w->config, w->routes, w->health, w->fatal_fd};
+    w->loop = w->own_threads ? NULL : cg_loop_new("providers");
+    T_ASSERT(w->own_threads || w->loop != NULL);
+    w->args = (cg_supervisor_args_t){.config = w->config,
+                                     .routes = w->routes,
+                                     .health = w->health,
+                                     .fatal_fd = w->fatal_fd,
+                                     .loop = w->loop};
     T_EQ_INT(cg_actor_spawn(&cg_supervisor_spec, &w->args, CG_AID_NONE, &w->sup), 0);
 }
 
@@ -96,6 +104,8 @@ static void world_stop(world_t *w)
     T_EQ_INT(cg_actor_stop(w->sup), 0);
     T_EQ_INT(cg_actor_join(w->sup, &reason), 0);
     T_EQ_INT(reason, CG_EXIT_SHUTDOWN);
+    cg_loop_free(w->loop); /* the supervisor joined every provider */
+    w->own_threads = false;
     cg_snap_free(w->routes);
     cg_snap_free(w->health);
     cg_snap_free(w->config);
@@ -183,7 +193,7 @@ static void crash(cg_aid_t a)
 
 static void test_routes_and_restart(void)
 {
-    world_t w;
+    world_t w = {0};
     world_start(&w, load(THREE_PROVIDERS, NULL));
     cg_aid_t a1 = wait_route(&w, "p1", 0), a2 = wait_route(&w, "p2", 0);
     cg_aid_t a3 = wait_route(&w, "p3", 0);
@@ -221,7 +231,7 @@ static void test_routes_and_restart(void)
 
 static void test_intensity_failed_then_respawn(void)
 {
-    world_t w;
+    world_t w = {0};
     world_start(&w, load(THREE_PROVIDERS, NULL)); /* maxRestarts 2 in 30 s */
     cg_aid_t a = wait_route(&w, "p2", 0);
     T_ASSERT(a);
@@ -270,7 +280,7 @@ static bool p2_unloaded(world_t *w)
 
 static void test_samples_change_health(void)
 {
-    world_t w;
+    world_t w = {0};
     world_start(&w, load(THREE_PROVIDERS, NULL));
     T_ASSERT(wait_route(&w, "p3", 0));
     /* BEGIN counts in flight (published with the next flush) */
@@ -358,7 +368,10 @@ static void test_heartbeat_stall(void)
                                         .stall_ns = 500000000ull,
                                         .provider_spec = &fake_provider_spec};
     cg_supervisor_set_test_hooks(&hooks);
-    world_t w;
+    world_t w = {0};
+    /* Providers on threads of their own (providerThreads "own"): on a shared
+     * loop a stuck provider stalls its neighbours too, by design. */
+    w.own_threads = true;
     world_start(&w, load(THREE_PROVIDERS, NULL));
     cg_aid_t a = wait_route(&w, "p1", 0);
     T_ASSERT(a);
@@ -391,7 +404,7 @@ static void test_heartbeat_stall(void)
 
 static void test_front_death_is_fatal(void)
 {
-    world_t w;
+    world_t w = {0};
     world_start(&w, load(THREE_PROVIDERS, NULL));
     T_ASSERT(wait_route(&w, "p1", 0));
     uint64_t v = 0;
@@ -418,7 +431,7 @@ static void test_front_death_is_fatal(void)
 
 static void test_reload(void)
 {
-    world_t w;
+    world_t w = {0};
     world_start(&w, load(THREE_PROVIDERS, NULL));
     cg_aid_t a1 = wait_route(&w, "p1", 0), a3 = wait_route(&w, "p3", 0);
     T_ASSERT(a1 && a3);

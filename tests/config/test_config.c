@@ -263,7 +263,7 @@ static void test_clawgate_block(void)
                 "requestSeconds: 4, clientSeconds: 5 }, logLevel: 'debug', "
                 "health: { intervalSeconds: -1, timeoutSeconds: 2, keepWarm: { opus: 10 } }, "
                 "routing: { policy: 'adaptive', primaryFactor: 2.5, rerankSeconds: 9 }, "
-                "supervisor: { maxRestarts: 3, periodSeconds: 60 } } }");
+                "supervisor: { maxRestarts: 3, periodSeconds: 60, providerThreads: 'own' } } }");
     const cg_settings_t *s = &c->settings;
     T_EQ_STR(s->listen_host, "::1");
     T_EQ_INT(s->listen_port, 9000);
@@ -283,6 +283,7 @@ static void test_clawgate_block(void)
     T_ASSERT(s->adaptive);
     T_ASSERT(s->primary_factor == 2.5);
     T_EQ_INT(s->rerank_s, 9);
+    T_ASSERT(s->provider_threads_own);
     T_EQ_INT(s->restart_intensity, 3);
     T_EQ_INT(s->restart_period_s, 60);
     T_EQ_INT(c->n_keep_warm, 1);
@@ -581,6 +582,8 @@ static void test_error_paths(void)
          "clawgate.routing.primaryFactor: must be between 1 and 100"},
         {"{ clawgate: { supervisor: { maxRestarts: 0 } } }",
          "clawgate.supervisor.maxRestarts: must be between 1 and 1000"},
+        {"{ clawgate: { supervisor: { providerThreads: 'many' } } }",
+         "clawgate.supervisor.providerThreads: must be one of \"shared\" or \"own\""},
         /* ${VAR} */
         {"{ models: { providers: { p: { baseUrl: 'http://${HOST}/v1', models: [] } } } }",
          "t.json5:1:40: models.providers.p.baseUrl: environment variable HOST is not set or "
