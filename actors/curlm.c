@@ -4,11 +4,41 @@
 #include "actors/curlm.h"
 
 #include <sys/epoll.h>
+#include <unistd.h>
+
+static bool is_idle(const cg_curlm_t *cm, int fd)
+{
+    return fd >= 0 && (size_t)fd < cm->idlecap && cm->idle[fd];
+}
+
+static void set_idle(cg_curlm_t *cm, int fd, bool on)
+{
+    if (fd < 0)
+        return;
+    if ((size_t)fd >= cm->idlecap) {
+        if (!on)
+            return;
+        size_t cap = cm->idlecap ? cm->idlecap : 64;
+        while (cap <= (size_t)fd)
+            cap *= 2;
+        cm->idle = cg_realloc(cm->idle, cap * sizeof *cm->idle);
+        memset(cm->idle + cm->idlecap, 0, (cap - cm->idlecap) * sizeof *cm->idle);
+        cm->idlecap = cap;
+    }
+    cm->idle[fd] = on;
+}
 
 static void on_fd(cg_actor_t *a, int fd, uint32_t events, void *ud)
 {
-    CG_UNUSED(a);
     cg_curlm_t *cm = ud;
+    if (is_idle(cm, fd)) {
+        /* A pooled connection woke up: the server closed it (or sent
+         * something unasked). Stop watching; curl's liveness check drops it
+         * before any reuse, and a reuse would watch it again. */
+        set_idle(cm, fd, false);
+        cg_actor_unwatch(a, fd);
+        return;
+    }
     int flags = 0;
     if (events & (EPOLLIN | EPOLLHUP))
         flags |= CURL_CSELECT_IN;
@@ -26,6 +56,7 @@ static void on_timer_fire(cg_actor_t *a, void *ud)
     CG_UNUSED(a);
     cg_curlm_t *cm = ud;
     cm->timer = 0; /* one-shot: curl re-arms through on_timer */
+    cm->timer_now = false;
     int running = 0;
     curl_multi_socket_action(cm->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     cm->drain(cm->ud);
@@ -40,10 +71,19 @@ static int on_timer(CURLM *multi, long timeout_ms, void *userp)
         cg_actor_timer_cancel(cm->actor, cm->timer);
         cm->timer = 0;
     }
+    cm->timer_now = timeout_ms == 0 && !cm->closing;
     if (timeout_ms >= 0 && !cm->closing)
         cm->timer =
             cg_actor_timer(cm->actor, (uint64_t)timeout_ms * 1000000u, 0, on_timer_fire, cm);
     return 0;
+}
+
+void cg_curlm_kick(cg_curlm_t *cm)
+{
+    if (!cm->timer || !cm->timer_now)
+        return;
+    cg_actor_timer_cancel(cm->actor, cm->timer);
+    on_timer_fire(cm->actor, cm);
 }
 
 /* CURLMOPT_SOCKETFUNCTION. socketp is non-NULL once we watch s (we assign
@@ -53,8 +93,9 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *sock
     CG_UNUSED(e);
     cg_curlm_t *cm = userp;
     if (what == CURL_POLL_REMOVE) {
+        /* Still watched (see DESIGN): only marked idle until it closes. */
         if (socketp)
-            cg_actor_unwatch(cm->actor, s);
+            set_idle(cm, s, true);
         return 0;
     }
     if (cm->closing)
@@ -64,14 +105,41 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *sock
         ev |= EPOLLIN;
     if (what & CURL_POLL_OUT)
         ev |= EPOLLOUT;
-    if (socketp)
-        return cg_actor_rewatch(cm->actor, s, ev) == 0 ? 0 : -1;
+    bool idle = is_idle(cm, s);
+    set_idle(cm, s, false);
+    if (socketp || idle) {
+        /* The same events as last time (a reused connection waiting for its
+         * reply, as before) need no system call. */
+        if (cg_actor_watched_events(cm->actor, s) == ev)
+            goto assign;
+        if (cg_actor_rewatch(cm->actor, s, ev) == 0)
+            goto assign;
+        cg_actor_unwatch(cm->actor, s); /* stale: watch it afresh below */
+    }
     if (cg_actor_watch(cm->actor, s, ev, on_fd, cm) != 0) {
         cg_error("%s: cannot watch socket %d", cm->who, (int)s);
         return -1;
     }
-    curl_multi_assign(cm->multi, s, cm);
+assign:
+    if (!socketp)
+        curl_multi_assign(cm->multi, s, cm);
     return 0;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: the socket really goes; so does its watch
+ * (before close, so that its number cannot come back still watched). */
+static int on_close(void *clientp, curl_socket_t s)
+{
+    cg_curlm_t *cm = clientp;
+    set_idle(cm, s, false);
+    cg_actor_unwatch(cm->actor, s);
+    return close(s);
+}
+
+void cg_curlm_easy(cg_curlm_t *cm, CURL *e)
+{
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, cm);
 }
 
 int cg_curlm_init(cg_curlm_t *cm, cg_actor_t *a, const char *who, void (*drain)(void *ud), void *ud)
@@ -98,4 +166,7 @@ void cg_curlm_close(cg_curlm_t *cm)
     if (cm->timer)
         cg_actor_timer_cancel(cm->actor, cm->timer);
     cm->timer = 0;
+    free(cm->idle);
+    cm->idle = NULL;
+    cm->idlecap = 0;
 }

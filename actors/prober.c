@@ -149,6 +149,7 @@ static void job_start(prober_t *p, job_t *j)
     cg_buf_reset(&j->rx);
     curl_easy_setopt(e, CURLOPT_URL, j->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, j);
+    cg_curlm_easy(&p->cm, e);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, j);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, j->errbuf);

@@ -140,6 +140,8 @@ struct xfer {
     uint64_t idle_timer;
 };
 
+#define EASY_SPARES 32
+
 struct prov {
     cg_actor_t *actor;
     char *name;
@@ -148,6 +150,11 @@ struct prov {
     xfer_t *head;  /* in-flight transfers */
     size_t n_xfers;
     bool exiting; /* cg_actor_exit was called */
+    /* Easy handles of finished transfers, reset and kept for the next ones:
+     * a fresh handle is a large zeroed allocation and several more inside
+     * curl, on every request. */
+    CURL *spare[EASY_SPARES];
+    size_t n_spare;
 };
 
 static const adapter_t *find_adapter(cg_api_t api);
@@ -283,8 +290,13 @@ static xfer_t *xfer_new(prov_t *p, cg_aid_t owner, uint64_t req_id)
 
 static void xfer_free(xfer_t *x)
 {
-    if (x->easy)
+    prov_t *p = x->p;
+    if (x->easy && p->n_spare < EASY_SPARES && !p->cm.closing) {
+        curl_easy_reset(x->easy); /* options only: the multi keeps the connections */
+        p->spare[p->n_spare++] = x->easy;
+    } else if (x->easy) {
         curl_easy_cleanup(x->easy);
+    }
     curl_slist_free_all(x->headers);
     cg_free(x->url);
     cg_free(x->model_ref);
@@ -790,7 +802,7 @@ static void on_request(prov_t *p, cg_msg_t *m)
         goto out;
     }
 
-    CURL *e = curl_easy_init();
+    CURL *e = p->n_spare ? p->spare[--p->n_spare] : curl_easy_init();
     if (!e) {
         reject(x, CG_FAIL_UNKNOWN, "curl_easy_init failed");
         goto out;
@@ -805,6 +817,7 @@ static void on_request(prov_t *p, cg_msg_t *m)
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    cg_curlm_easy(&p->cm, e);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -836,6 +849,8 @@ static void on_request(prov_t *p, cg_msg_t *m)
         curl_easy_cleanup(x->easy);
         x->easy = NULL;
         xfer_finish(p, x);
+    } else {
+        cg_curlm_kick(&p->cm); /* start sending now, not on the next turn */
     }
 out:
     cg_msg_view_done(&v);
@@ -1080,6 +1095,8 @@ static void prov_cleanup(cg_actor_t *a)
         xfer_finish(p, x);
     }
     cg_curlm_close(&p->cm);
+    while (p->n_spare)
+        curl_easy_cleanup(p->spare[--p->n_spare]);
     cg_free(p->name);
     cg_free(p);
     cg_actor_set_state(a, NULL);
