@@ -20,6 +20,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -149,6 +150,16 @@ static int cmd_serve(int argc, char **argv)
         return 1;
     cg_log_set_level(parse_level(cfg->settings.log_level));
 
+    /* A request allocates and frees a few buffers the size of its body
+     * (36 KB for OpenClaw). glibc hands memory back to the kernel whenever
+     * 128 KB are free at the top of a heap, and takes it back on the next
+     * request with page faults: with several requests in flight that churn
+     * was the largest cost per request (madvise + faults, measured with the
+     * openclaw scenario of bench/http.sh). Keep up to 32 MiB of freed memory
+     * per heap instead; big buffers (over 4 MiB) still go straight back. */
+    mallopt(M_TRIM_THRESHOLD, 32 << 20);
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
+
     /* Block the signals we handle in this thread before any actor exists:
      * every thread inherits the mask, and only the signalfd sees them. */
     sigset_t set;
@@ -180,14 +191,34 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "clawgate: session store %s: %s\n", cfg->settings.store_path, err);
         return 1;
     }
+    /* What a previous process logged but did not commit goes in now, before
+     * the port opens (store.h, "Pending log"). */
+    cg_pending_t *pending = NULL;
+    if (use_store && !(pending = cg_pending_open(cfg->settings.store_path, err, sizeof err))) {
+        fprintf(stderr, "clawgate: session store %s: pending log: %s\n", cfg->settings.store_path,
+                err);
+        return 1;
+    }
     char *store_path = cg_strdup(cfg->settings.store_path);
     cg_store_args_t store_args = {.path = store_path,
                                   .retention_days = cfg->settings.retention_days};
     cg_snap_t *config_snap = cg_snap_new(cfg, free_config);
     cg_snap_t *routes_snap = cg_snap_new(NULL, cg_routes_free);
     cg_snap_t *health_snap = cg_snap_new(NULL, cg_health_free);
-    cg_supervisor_args_t sargs = {
-        .config = config_snap, .routes = routes_snap, .health = health_snap, .fatal_fd = fatal_fd};
+    /* The http front and the provider actors share one loop thread: a request
+     * then crosses no thread between the client's socket and the upstream's,
+     * and each hand-off is a push into a mailbox the loop is about to read
+     * (docs/architecture.md, "Loops"). */
+    cg_loop_t *io = cg_loop_new("io");
+    if (!io) {
+        fprintf(stderr, "clawgate: cannot start the io loop\n");
+        return 1;
+    }
+    cg_supervisor_args_t sargs = {.config = config_snap,
+                                  .routes = routes_snap,
+                                  .health = health_snap,
+                                  .fatal_fd = fatal_fd,
+                                  .loop = cfg->settings.provider_threads_own ? NULL : io};
     cg_aid_t sup;
     if (cg_actor_spawn(&cg_supervisor_spec, &sargs, CG_AID_NONE, &sup) != 0) {
         fprintf(stderr, "clawgate: cannot start the supervisor\n");
@@ -213,9 +244,10 @@ static int cmd_serve(int argc, char **argv)
                             .health = health_snap,
                             .supervisor = sup,
                             .store = store,
-                            .store_path = use_store ? store_path : NULL};
+                            .store_path = use_store ? store_path : NULL,
+                            .pending = pending};
     cg_aid_t front;
-    if (cg_actor_spawn(&cg_http_spec, &hargs, sup, &front) != 0) {
+    if (cg_actor_spawn_on(io, &cg_http_spec, &hargs, sup, &front) != 0) {
         fprintf(stderr, "clawgate: cannot start the http front\n");
         return 1;
     }
@@ -258,6 +290,8 @@ static int cmd_serve(int argc, char **argv)
     }
     cg_actor_stop(sup);
     cg_actor_join(sup, NULL);
+    cg_loop_free(io);
+    cg_pending_close(pending);
     cg_snap_free(routes_snap);
     cg_snap_free(health_snap);
     cg_snap_free(config_snap);

@@ -80,6 +80,9 @@ void cg_buf_free(cg_buf_t *b);
 /* Detach the data (NUL-terminated) and leave the buffer empty. */
 char *cg_buf_steal(cg_buf_t *b, size_t *len);
 
+/* 64-bit FNV-1a of n bytes (hashes and checksums, not for secrets). */
+uint64_t cg_fnv1a64(const void *p, size_t n);
+
 /* ---- time ---- */
 uint64_t cg_now_ns(void); /* CLOCK_MONOTONIC */
 uint64_t cg_now_ms(void);

@@ -51,6 +51,7 @@
 #define ATTEMPT_BITS 4                         /* low bits of a message req_id: the attempt */
 #define WATCHDOG_SLACK_MS 5000                 /* beyond the provider's own total timeout */
 #define ACK_TIMEOUT_NS (10ull * 1000000000ull) /* store commit wait, at most */
+#define SYNC_WAIT_NS (2ull * 1000000000ull)    /* a query's wait for the pending log */
 
 typedef enum {
     ROUTE_NONE,
@@ -135,6 +136,8 @@ typedef struct req {
     bool stateful;     /* x-session-mode: stateful */
     char *model_asked;
     cg_buf_t client_messages; /* session requests: the client's own messages */
+    char *query_url;          /* a store query waiting for the pending log */
+    uint64_t sync_seq;        /* ... to be committed up to this record */
     cg_reply_t *reply;        /* session stream: the assistant message so far */
     cg_buf_t reply_json;
     const cg_model_t *answered_model;
@@ -161,6 +164,12 @@ struct front {
     cg_aid_t supervisor;
     cg_aid_t store;
     cg_store_ro_t *ro; /* read-only store connection for queries and history */
+    cg_pending_t *pending;
+    uint64_t flush_timer;   /* a FLUSH goes to the store when it fires */
+    bool flush_out;         /* a FLUSH was sent, its SYNCED not seen yet */
+    uint64_t sync_timer;    /* queries stop waiting for SYNCED when it fires */
+    uint64_t *sync_waiters; /* ids of queries waiting for the log to be committed */
+    size_t n_sync, cap_sync;
     bool store_fail_closed;
     bool test_hooks;
     req_t *buckets[REQ_BUCKETS];
@@ -245,6 +254,7 @@ static void req_free(front_t *f, req_t *r)
     cg_free(r->session_key);
     cg_free(r->model_asked);
     cg_buf_free(&r->client_messages);
+    cg_free(r->query_url);
     cg_reply_free(r->reply);
     cg_buf_free(&r->reply_json);
     cg_buf_free(&r->body);
@@ -300,6 +310,93 @@ static void set_json_error(req_t *r, unsigned status, const char *type, const ch
     r->status = status;
     r->ctype = "application/json";
     r->phase = PH_READY;
+}
+
+static void send_flush(front_t *f);
+static void flush_cb(cg_actor_t *a, void *ud);
+static void run_query(front_t *f, req_t *r, struct MHD_Connection *conn, const char *url);
+
+/* Queries read what this front logged: those waiting for the store to
+ * commit the pending log run now (or, after the wait ran out, anyway). */
+static void run_sync_waiters(front_t *f, bool timed_out)
+{
+    uint64_t synced = cg_pending_synced(f->pending);
+    size_t keep = 0;
+    for (size_t i = 0; i < f->n_sync; i++) {
+        req_t *r = req_find(f, f->sync_waiters[i]);
+        if (!r || r->phase != PH_WAITING || !r->query_url)
+            continue; /* the client left, or shutdown answered it */
+        if (r->sync_seq > synced && !timed_out) {
+            f->sync_waiters[keep++] = f->sync_waiters[i];
+            continue;
+        }
+        if (r->sync_seq > synced)
+            cg_warn("%s: the store did not commit the pending log in time; the answer may "
+                    "miss the latest exchanges",
+                    r->idstr);
+        run_query(f, r, r->conn, r->query_url);
+        req_resume(r);
+    }
+    f->n_sync = keep;
+    if (keep)
+        send_flush(f);
+    else if (f->sync_timer) {
+        cg_actor_timer_cancel(f->actor, f->sync_timer);
+        f->sync_timer = 0;
+    }
+}
+
+static void sync_timeout_cb(cg_actor_t *a, void *ud)
+{
+    CG_UNUSED(ud);
+    front_t *f = cg_actor_state(a);
+    f->sync_timer = 0;
+    run_sync_waiters(f, true);
+}
+
+static void on_synced(front_t *f, cg_msg_t *m)
+{
+    f->flush_out = false;
+    cg_msg_view_t v;
+    int keep = 1;
+    if (cg_msg_unpack(m, &v, "b", &keep) != 0)
+        keep = 1; /* when in doubt, keep the records */
+    cg_msg_view_done(&v);
+    if (f->pending) {
+        cg_pending_applied(f->pending, m->req_id, keep != 0);
+        /* More was logged since that FLUSH: the timer covers it. */
+        if (cg_pending_last(f->pending) > cg_pending_synced(f->pending) && !f->flush_timer)
+            f->flush_timer = cg_actor_timer(f->actor, (uint64_t)CG_STORE_FLUSH_MS * 1000000ull, 0,
+                                            flush_cb, NULL);
+        run_sync_waiters(f, false);
+    }
+    cg_msg_free(m);
+}
+
+static void serve_store(front_t *f, req_t *r, struct MHD_Connection *conn, const char *url)
+{
+    if (!f->ro) {
+        set_json_error(r, 503, "unavailable", "store_unavailable",
+                       "the session store is not open (see the gateway log)");
+        return;
+    }
+    if (f->pending && f->store && cg_pending_last(f->pending) > cg_pending_synced(f->pending)) {
+        /* Exchanges this front logged may not be in the database yet: have
+         * the store commit them first, so a client reads its own writes. */
+        r->query_url = cg_strdup(url);
+        r->sync_seq = cg_pending_last(f->pending);
+        if (f->n_sync == f->cap_sync) {
+            f->cap_sync = f->cap_sync ? f->cap_sync * 2 : 8;
+            f->sync_waiters = cg_realloc(f->sync_waiters, f->cap_sync * sizeof *f->sync_waiters);
+        }
+        f->sync_waiters[f->n_sync++] = r->id;
+        r->phase = PH_WAITING;
+        send_flush(f);
+        if (!f->sync_timer)
+            f->sync_timer = cg_actor_timer(f->actor, SYNC_WAIT_NS, 0, sync_timeout_cb, NULL);
+        return;
+    }
+    run_query(f, r, conn, url);
 }
 
 static void set_body(req_t *r, unsigned status, const char *body, size_t len)
@@ -548,13 +645,8 @@ static enum MHD_Result add_query_arg(void *cls, enum MHD_ValueKind kind, const c
     return MHD_YES;
 }
 
-static void serve_store(front_t *f, req_t *r, struct MHD_Connection *conn, const char *url)
+static void run_query(front_t *f, req_t *r, struct MHD_Connection *conn, const char *url)
 {
-    if (!f->ro) {
-        set_json_error(r, 503, "unavailable", "store_unavailable",
-                       "the session store is not open (see the gateway log)");
-        return;
-    }
     cg_buf_t q = {0};
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_query_arg, &q);
     unsigned status = 500;
@@ -586,6 +678,61 @@ static void ack_timeout_cb(cg_actor_t *a, void *ud)
     r->ack_timer = 0;
     if (r->await_ack)
         finish_held(cg_actor_state(a), r, false, "no commit acknowledgement within 10 s");
+}
+
+/* ---- the pending log (store.h) ----
+ * A success without a session is made durable by one append to the pending
+ * log; the store commits it in the background, at the latest when the flush
+ * timer sends it CG_STORE_FLUSH. */
+
+static void send_flush(front_t *f)
+{
+    if (f->flush_timer) {
+        cg_actor_timer_cancel(f->actor, f->flush_timer);
+        f->flush_timer = 0;
+    }
+    if (f->flush_out)
+        return; /* its SYNCED will schedule the next one if need be */
+    cg_msg_t *m = cg_msg_new(CG_STORE_FLUSH, NULL, 0);
+    m->sender = m->reply_to = cg_actor_self(f->actor);
+    if (cg_actor_send(f->store, m) != CG_OK) {
+        /* The store is gone or flooded: what is logged stays logged, and the
+         * next start applies it. Queries cannot wait for it. */
+        cg_msg_free(m);
+        cg_warn("http: cannot ask the store to commit the pending log");
+        return;
+    }
+    f->flush_out = true;
+}
+
+static void flush_cb(cg_actor_t *a, void *ud)
+{
+    CG_UNUSED(ud);
+    front_t *f = cg_actor_state(a);
+    f->flush_timer = 0;
+    send_flush(f);
+}
+
+/* True when r's exchange is in the log and m was handed on (or freed). */
+static bool log_exchange(front_t *f, req_t *r, cg_msg_t *m)
+{
+    uint64_t seq;
+    if (cg_pending_append(f->pending, m, &seq) != CG_OK)
+        return false; /* the commit-and-ACK path decides */
+    m->type = CG_STORE_APPEND_LOGGED;
+    m->req_id = seq;
+    if (cg_actor_send_lazy(f->store, m) != CG_OK) {
+        /* Durable in the log all the same; the next start applies it. */
+        cg_msg_free(m);
+        cg_warn("%s: the store cannot take the exchange now; it stays in the pending log",
+                r->idstr);
+    } else if (!f->flush_timer && !f->flush_out) {
+        f->flush_timer =
+            cg_actor_timer(f->actor, (uint64_t)CG_STORE_FLUSH_MS * 1000000ull, 0, flush_cb, NULL);
+    }
+    r->await_ack = true;
+    finish_held(f, r, true, NULL);
+    return true;
 }
 
 static void record(front_t *f, req_t *r, const char *status, const char *klass, int http_status)
@@ -641,6 +788,8 @@ static void record(front_t *f, req_t *r, const char *status, const char *klass, 
     cg_msg_t *m = cg_store_append_msg(&x);
     m->req_id = r->id;
     m->sender = m->reply_to = cg_actor_self(f->actor);
+    if (ok && !r->session_key && f->pending && log_exchange(f, r, m))
+        return;
     int rc = f->store ? cg_actor_send(f->store, m) : CG_ENOENT;
     if (rc != CG_OK) {
         cg_msg_free(m);
@@ -1593,10 +1742,15 @@ static void run_mhd(front_t *f)
 {
     if (!f->mhd)
         return;
-    MHD_run(f->mhd);
-    MHD_UNSIGNED_LONG_LONG ms;
-    if (MHD_get_timeout(f->mhd, &ms) != MHD_YES)
-        return;
+    /* MHD often wants to run again at once (a connection that finished a
+     * response moves on to the next request on the next run). Doing that
+     * here, a few times, spares a loop turn and its epoll_wait each. */
+    MHD_UNSIGNED_LONG_LONG ms = 0;
+    for (int i = 0; i < 4 && ms == 0; i++) {
+        MHD_run(f->mhd);
+        if (MHD_get_timeout(f->mhd, &ms) != MHD_YES)
+            return;
+    }
     uint64_t deadline = cg_now_ns() + (uint64_t)ms * 1000000ull;
     if (ms == 0) {
         if (!f->kick_timer)
@@ -1667,6 +1821,7 @@ static int front_init(cg_actor_t *a, void *arg)
     f->args = *(cg_http_args_t *)arg;
     f->supervisor = f->args.supervisor;
     f->store = f->args.store;
+    f->pending = f->store ? f->args.pending : NULL;
     if (f->args.store_path) {
         char err[256];
         f->ro = cg_store_ro_open(f->args.store_path, err, sizeof err);
@@ -1760,6 +1915,10 @@ static void front_handle(cg_actor_t *a, cg_msg_t *m)
         on_store_ack(f, m);
         return;
     }
+    if (m->type == CG_STORE_SYNCED) {
+        on_synced(f, m);
+        return;
+    }
     if (m->type >= CG_PROV_HEAD && m->type <= CG_PROV_FAIL) {
         on_provider_msg(f, m);
         return;
@@ -1813,6 +1972,7 @@ static void front_cleanup(cg_actor_t *a)
         req_free(f, f->live);
     if (f->ro)
         cg_store_ro_close(f->ro);
+    cg_free(f->sync_waiters);
     cg_free(f);
     cg_actor_set_state(a, NULL);
 }

@@ -15,6 +15,7 @@
 
 #include "actors/actor.h"
 #include "actors/snapshot.h"
+#include "store/store.h"
 
 /* Provider name -> provider actor address, published as a snapshot so that a
  * restarted provider (new address) is picked up by the request path. */
@@ -35,6 +36,9 @@ typedef struct cg_http_args {
     cg_aid_t supervisor;    /* receives attempt samples */
     cg_aid_t store;         /* the session store actor (CG_AID_NONE: none) */
     const char *store_path; /* for the front's read-only query connection */
+    cg_pending_t *pending;  /* the store's pending log, written by the front for
+                               exchanges without a session (NULL: every exchange
+                               waits for the store's commit) */
 } cg_http_args_t;
 
 extern const cg_actor_spec_t cg_http_spec;

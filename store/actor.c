@@ -99,8 +99,7 @@ cg_msg_t *cg_store_append_msg(const cg_store_exchange_t *x)
     return m;
 }
 
-/* Decode an APPEND; the strings in r point into m (v must stay alive). */
-static int decode_append(const cg_msg_t *m, cg_msg_view_t *v, cg_store_rec_t *r)
+int cg_store_decode_append(const cg_msg_t *m, cg_msg_view_t *v, cg_store_rec_t *r)
 {
     int stateful = 0;
     memset(r, 0, sizeof *r);
@@ -231,6 +230,12 @@ typedef struct store {
     int next_hard; /* WAL pages at which the writer checkpoints itself */
     uint64_t last_kick_ms;
     uint64_t last_err_log_ms, errs_unlogged;
+    uint64_t logged_seq;  /* highest pending-log record in the open transaction */
+    uint64_t applied_seq; /* highest committed (or given up on) */
+    bool log_hole;        /* a batch with logged records failed: the log is the
+                             only copy of those; it stays until the next start */
+    waiter_t *flushers;   /* FLUSH senders, answered after the next commit */
+    size_t nflush, capflush;
 } store_t;
 
 static void push_waiter(waiter_t **v, size_t *n, size_t *cap, cg_aid_t to, uint64_t req_id)
@@ -291,19 +296,57 @@ static int wal_limit(const store_t *s)
     return s->ckpt ? WAL_HARD_PAGES : CKPT_KICK_PAGES;
 }
 
+/* A transaction with logged exchanges in it failed: their only copy is the
+ * pending log. From now on the log position in the database stays where it
+ * is and the front keeps its files, so the next start applies them (and
+ * skips the ones committed meanwhile, by request id). Queries stop waiting
+ * for them: they are given up on until then. */
+static void log_hole(store_t *s, bool logged)
+{
+    if (logged && !s->log_hole) {
+        s->log_hole = true;
+        cg_error("store: exchanges already answered are not in the database; they stay in the "
+                 "pending log and go in at the next start");
+    }
+    s->applied_seq = s->logged_seq;
+}
+
+/* Answer the FLUSH senders: everything logged before their FLUSH is
+ * committed (or was given up on, which the log cannot help either: its rows
+ * were refused, not lost). */
+static void answer_flushers(store_t *s)
+{
+    for (size_t i = 0; i < s->nflush; i++) {
+        cg_msg_t *m = cg_msg_pack(CG_STORE_SYNCED, "b", (int)s->log_hole);
+        m->req_id = s->applied_seq;
+        m->sender = cg_actor_self(s->a);
+        if (cg_actor_send(s->flushers[i].to, m) != 0)
+            cg_msg_free(m);
+    }
+    s->nflush = 0;
+}
+
 static void commit_now(store_t *s)
 {
     if (s->commit_timer) {
         cg_actor_timer_cancel(s->a, s->commit_timer);
         s->commit_timer = 0;
     }
-    if (!cg_store_writer_in_txn(s->w))
+    if (!cg_store_writer_in_txn(s->w)) {
+        answer_flushers(s);
         return;
+    }
     char err[512];
-    if (cg_store_writer_commit(s->w, err, sizeof err) != 0) {
+    bool logged = s->logged_seq > s->applied_seq;
+    if ((logged && !s->log_hole &&
+         cg_store_writer_set_applied(s->w, s->logged_seq, err, sizeof err) != 0) ||
+        cg_store_writer_commit(s->w, err, sizeof err) != 0) {
+        log_hole(s, logged);
         fail_batch(s, err);
         return;
     }
+    s->applied_seq = s->logged_seq;
+    answer_flushers(s);
     cg_store_count(CG_STORE_CNT_COMMITS, 1);
     cg_store_count(CG_STORE_CNT_EXCHANGES, s->npend);
     for (size_t i = 0; i < s->npend; i++)
@@ -347,10 +390,17 @@ static int on_wal(void *ud, sqlite3 *db, const char *name, int pages)
 
 static void handle_append(store_t *s, cg_msg_t *m)
 {
+    if (m->type == CG_STORE_APPEND_LOGGED) {
+        /* In the pending log already: nobody waits for an ACK, and on any
+         * failure below the record stays there for the next start. */
+        if (m->req_id > s->logged_seq)
+            s->logged_seq = m->req_id;
+        m->reply_to = CG_AID_NONE;
+    }
     cg_msg_view_t v;
     cg_store_rec_t r;
     char err[512];
-    if (decode_append(m, &v, &r) != 0) {
+    if (cg_store_decode_append(m, &v, &r) != 0) {
         cg_msg_view_done(&v);
         log_failure(s, "malformed APPEND message", 1);
         send_ack(s, m->reply_to, m->req_id, false, "store: malformed APPEND message");
@@ -362,6 +412,7 @@ static void handle_append(store_t *s, cg_msg_t *m)
     if (fatal) {
         /* The transaction is gone: everything in it fails with this one. */
         cg_store_writer_rollback(s->w);
+        log_hole(s, s->logged_seq > s->applied_seq);
         push_waiter(&s->pend, &s->npend, &s->cappend, m->reply_to, m->req_id);
         fail_batch(s, err);
         if (s->commit_timer) {
@@ -467,7 +518,12 @@ static void store_handle(cg_actor_t *a, cg_msg_t *m)
     store_t *s = cg_actor_state(a);
     switch (m->type) {
     case CG_STORE_APPEND:
+    case CG_STORE_APPEND_LOGGED:
         handle_append(s, m);
+        break;
+    case CG_STORE_FLUSH:
+        push_waiter(&s->flushers, &s->nflush, &s->capflush, m->reply_to, m->req_id);
+        commit_now(s);
         break;
     case CG_STORE_PRUNE:
         push_waiter(&s->prune_waiters, &s->nprune, &s->capprune, m->reply_to, m->req_id);
@@ -514,6 +570,7 @@ static void store_cleanup(cg_actor_t *a)
     ckpt_stop(s->ckpt); /* first: the writer's close is then the last, and checkpoints */
     cg_store_writer_close(s->w);
     cg_free(s->pend);
+    cg_free(s->flushers);
     cg_free(s->prune_waiters);
     cg_free(s->path);
     cg_free(s);

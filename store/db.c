@@ -45,9 +45,11 @@
     extern const char sym[] __attribute__((visibility("hidden")))
 
 EMBED(cg_store_sql_001, "schema/001_init.sql");
+EMBED(cg_store_sql_002, "schema/002_pending.sql");
 
 const cg_store_migration_t cg_store_migrations[] = {
     {1, "001_init", cg_store_sql_001},
+    {2, "002_pending", cg_store_sql_002},
 };
 const size_t cg_store_n_migrations = CG_ARRAY_LEN(cg_store_migrations);
 

@@ -91,6 +91,13 @@ bool cg_store_writer_in_txn(const cg_store_writer_t *w);
  * why: none of its exchanges is stored. */
 int cg_store_writer_commit(cg_store_writer_t *w, char *err, size_t errlen);
 void cg_store_writer_rollback(cg_store_writer_t *w);
+/* Inside the group transaction (opened if need be): every pending-log record
+ * up to seq is in it. On failure the transaction is rolled back. */
+int cg_store_writer_set_applied(cg_store_writer_t *w, uint64_t seq, char *err, size_t errlen);
+
+/* Decode a CG_STORE_APPEND payload; the strings in r point into m (v must
+ * stay alive). 0, or a negative code. */
+int cg_store_decode_append(const cg_msg_t *m, cg_msg_view_t *v, cg_store_rec_t *r);
 
 /* One retention step in its own transaction (no group transaction may be
  * open): deletes at most `batch` rows among exchanges started before

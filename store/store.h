@@ -25,6 +25,21 @@
  * client's own (new) messages, all of which are appended. Only exchanges with
  * status "ok" add entries; every exchange gets a row.
  *
+ * Pending log. An exchange without a session is read back by nobody while
+ * requests run (no history, no previous_response_id), so it need not be in
+ * SQLite before the client's final byte — only durable. For those the front
+ * appends the APPEND payload to the pending log (cg_pending_append: one
+ * writev(2), no thread hand-off), releases the final byte, and posts the
+ * message to the store as CG_STORE_APPEND_LOGGED without waking it. Within
+ * CG_STORE_FLUSH_MS a CG_STORE_FLUSH wakes the store, which commits
+ * everything queued in one transaction (with the log position) and answers
+ * CG_STORE_SYNCED; the front then empties the log. Queries wait for SYNCED
+ * first, so a client reads its own exchanges. After a kill -9 the next start
+ * applies the log before the port opens (cg_pending_open). So the contract
+ * holds for every exchange, and a session-less request costs one write(2)
+ * instead of a commit and two thread switches. Exchanges with a session keep
+ * the commit-then-ACK path: the next turn reads them.
+ *
  * The schema lives in schema/NNN_name.sql (compiled into the binary) and is
  * described for sqlite3-shell users in docs/store.md.
  */
@@ -42,16 +57,29 @@ enum {
     /* anyone -> store: run a retention pass now; ACKed (same req_id) when the
      * pass is over. No payload. For tests and operators. */
     CG_STORE_PRUNE = 301,
+    /* front -> store, lazily: an APPEND already in the pending log; req_id
+     * is its log sequence number. Never ACKed. */
+    CG_STORE_APPEND_LOGGED = 302,
+    /* front -> store: commit what is queued now and answer CG_STORE_SYNCED.
+     * No payload. */
+    CG_STORE_FLUSH = 303,
 
     /* store -> owner (req_id copied from the request): [ok b, error s].
      * ok: the exchange is committed. !ok: it is not stored (error says why:
      * disk full, database locked or corrupt, bad input); the front decides by
      * clawgate.store.onError. */
     CG_STORE_ACK = 310,
+    /* store -> FLUSH's sender: req_id = the highest pending-log sequence
+     * number committed (or given up on) so far: [keep_files b], true once a
+     * batch of logged records failed (they are applied at the next start). */
+    CG_STORE_SYNCED = 311,
 };
 
+/* How long the front lets logged exchanges wait before it sends a FLUSH. */
+#define CG_STORE_FLUSH_MS 20
+
 /* The schema version this binary writes (the highest schema/NNN). */
-#define CG_STORE_SCHEMA_VERSION 1
+#define CG_STORE_SCHEMA_VERSION 2
 
 typedef struct cg_store_args {
     const char *path;   /* database file; parent directories are created */
@@ -127,6 +155,29 @@ typedef struct cg_store_exchange {
  * reply_to and sends it with cg_actor_send; on CG_EFULL/CG_ENOENT the exchange
  * is not stored and the front decides by onError, as for a failed ACK. */
 cg_msg_t *cg_store_append_msg(const cg_store_exchange_t *x);
+
+/* ---- the pending log (pending.c; one writer thread: the front's) ---- */
+
+typedef struct cg_pending cg_pending_t;
+
+/* In main, after cg_store_prepare and before any actor: apply what a
+ * previous process left in PATH-pending.{0,1} past the database's
+ * pending_applied.seq, empty the files, and open them for appending. NULL
+ * with a message in err when the files cannot be read or written or the
+ * database refuses the records (they are then left in place). */
+cg_pending_t *cg_pending_open(const char *db_path, char *err, size_t errlen);
+void cg_pending_close(cg_pending_t *p);
+
+/* Append an APPEND message's payload; *seq gets its sequence number. CG_OK,
+ * or CG_EIO (logged; nothing of it stays in the file). */
+int cg_pending_append(cg_pending_t *p, const cg_msg_t *m, uint64_t *seq);
+
+/* The store committed every record up to seq (CG_STORE_SYNCED): files whose
+ * records are all committed are emptied — unless keep_files (SYNCED's flag:
+ * the store failed a batch of logged records), which holds from then on. */
+void cg_pending_applied(cg_pending_t *p, uint64_t seq, bool keep_files);
+uint64_t cg_pending_last(const cg_pending_t *p);   /* last appended, 0: none */
+uint64_t cg_pending_synced(const cg_pending_t *p); /* committed up to */
 
 /* USD for one exchange from the model's `cost` (USD per million tokens).
  * prompt_tokens includes the cache reads and writes (OpenAI's usage shape);

@@ -21,8 +21,6 @@
  */
 #include "store/internal.h"
 
-#define FNV_OFFSET 1469598103934665603ull
-#define FNV_PRIME 1099511628211ull
 #define TEXT_CAP (1u << 20) /* searchable text kept per entry */
 #define JSON_MAX_DEPTH 64   /* json-c parse depth for one message */
 #define TENANT_CACHE 16
@@ -46,11 +44,13 @@ enum {
     ST_PRUNE_EXCHANGES,
     ST_PRUNE_ENTRIES,
     ST_PRUNE_SESSIONS,
+    ST_SET_APPLIED,
     ST__N
 };
 
 static const char *const sql_text[ST__N] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_SET_APPLIED] = "UPDATE pending_applied SET seq = ?1 WHERE id = 1",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_SAVEPOINT] = "SAVEPOINT exchange",
@@ -159,16 +159,6 @@ static int run(cg_store_writer_t *w, int which)
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
-}
-
-static uint64_t fnv1a(const char *p, size_t n)
-{
-    uint64_t h = FNV_OFFSET;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= FNV_PRIME;
-    }
-    return h;
 }
 
 /* After a rollback: ids the cache learnt inside it may not exist. */
@@ -594,7 +584,7 @@ static int record_turn(cg_store_writer_t *w, const cg_store_rec_t *r, const sess
     if (!r->stateful && s->client_messages > 0) {
         size_t cm = (size_t)s->client_messages;
         if (n > cm && cm >= 2 && s->has_tail &&
-            (int64_t)fnv1a(el[cm - 2].p, trim_end(el[cm - 2])) == s->tail_hash) {
+            (int64_t)cg_fnv1a64(el[cm - 2].p, trim_end(el[cm - 2])) == s->tail_hash) {
             first = cm;
         } else {
             first = 0;
@@ -628,7 +618,7 @@ static int record_turn(cg_store_writer_t *w, const cg_store_rec_t *r, const sess
         sqlite3_bind_int64(st, 5, seq);
         if (!r->stateful && n > 0) {
             sqlite3_bind_int64(st, 6, (int64_t)n + (r->reply.p ? 1 : 0));
-            sqlite3_bind_int64(st, 7, (int64_t)fnv1a(el[n - 1].p, trim_end(el[n - 1])));
+            sqlite3_bind_int64(st, 7, (int64_t)cg_fnv1a64(el[n - 1].p, trim_end(el[n - 1])));
         } else {
             sqlite3_bind_int64(st, 6, 0);
             sqlite3_bind_null(st, 7);
@@ -760,6 +750,27 @@ int cg_store_writer_apply(cg_store_writer_t *w, const cg_store_rec_t *r, char *e
     if (rc != SQLITE_OK) {
         db_error(w, rc, "release", err, errlen);
         *fatal = true;
+        return CG_EIO;
+    }
+    return 0;
+}
+
+int cg_store_writer_set_applied(cg_store_writer_t *w, uint64_t seq, char *err, size_t errlen)
+{
+    int rc;
+    if (!w->in_txn) {
+        rc = run(w, ST_BEGIN);
+        if (rc != SQLITE_OK) {
+            db_error(w, rc, "begin", err, errlen);
+            return CG_EIO;
+        }
+        w->in_txn = true;
+    }
+    sqlite3_bind_int64(w->st[ST_SET_APPLIED], 1, (int64_t)seq);
+    rc = run(w, ST_SET_APPLIED);
+    if (rc != SQLITE_OK) {
+        db_error(w, rc, "pending log position", err, errlen);
+        cg_store_writer_rollback(w);
         return CG_EIO;
     }
     return 0;

@@ -23,6 +23,9 @@ typedef struct collect {
     uint64_t order[MAX_ACKS]; /* req_ids in arrival order */
     char last_error[256];
     int exits, exit_reason;
+    uint64_t synced; /* last CG_STORE_SYNCED's req_id */
+    int keep;        /* ... and its keep_files flag */
+    size_t n_synced;
 } collect_t;
 
 static collect_t C = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
@@ -34,6 +37,8 @@ static void collect_reset(void)
     C.last_error[0] = '\0';
     C.exits = 0;
     C.exit_reason = -1;
+    C.synced = 0;
+    C.n_synced = 0;
     pthread_mutex_unlock(&C.mu);
 }
 
@@ -58,6 +63,13 @@ static void owner_handle(cg_actor_t *a, cg_msg_t *m)
             }
         }
         cg_msg_view_done(&v);
+    } else if (m->type == CG_STORE_SYNCED) {
+        int keep = -1;
+        if (cg_msg_unpack(m, &v, "b", &keep) == 0)
+            C.keep = keep;
+        cg_msg_view_done(&v);
+        C.synced = m->req_id;
+        C.n_synced++;
     } else if (m->type == CG_MSG_EXIT) {
         uint64_t aid;
         int64_t reason;
@@ -170,7 +182,70 @@ static void send_append(fx_t *f, uint64_t req_id, const char *key, const char *m
     T_EQ_INT(rc, 0);
 }
 
+static bool wait_synced(size_t n)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 20;
+    pthread_mutex_lock(&C.mu);
+    while (C.n_synced < n)
+        if (pthread_cond_timedwait(&C.cv, &C.mu, &dl) != 0)
+            break;
+    bool ok = C.n_synced >= n;
+    pthread_mutex_unlock(&C.mu);
+    return ok;
+}
+
 /* ---- tests ---- */
+
+/* Exchanges already in the pending log: posted lazily, never ACKed,
+ * committed by a FLUSH together with the log position, which SYNCED
+ * reports. */
+static void test_logged_appends_and_flush(void)
+{
+    fx_t f = {0};
+    fx_start_owner(&f);
+    fx_start_store(&f);
+    const int n = 5;
+    for (int i = 1; i <= n; i++) {
+        char req[32];
+        snprintf(req, sizeof req, "logged-%d", i);
+        cg_store_exchange_t x = exchange_at(req, NULL, cg_wall_ms());
+        cg_msg_t *m = cg_store_append_msg(&x);
+        m->type = CG_STORE_APPEND_LOGGED;
+        m->req_id = (uint64_t)i;
+        m->reply_to = f.owner;
+        int rc = cg_actor_send_lazy(f.store, m);
+        if (rc != 0)
+            cg_msg_free(m);
+        T_EQ_INT(rc, 0);
+    }
+    cg_msg_t *fl = cg_msg_new(CG_STORE_FLUSH, NULL, 0);
+    fl->reply_to = f.owner;
+    T_EQ_INT(cg_actor_send(f.store, fl), 0);
+    T_ASSERT(wait_synced(1));
+    pthread_mutex_lock(&C.mu);
+    uint64_t synced = C.synced;
+    size_t acks = C.acks;
+    pthread_mutex_unlock(&C.mu);
+    T_EQ_INT(synced, (uint64_t)n);
+    T_EQ_INT(acks, 0);
+    T_EQ_INT(C.keep, 0); /* (the owner has nothing more to write: no lock needed) */
+    /* SYNCED means committed, with the position in the same transaction. */
+    T_EQ_INT(sql_int(f.path, "SELECT count(*) FROM exchanges WHERE request_id LIKE 'logged-%'"), n);
+    T_EQ_INT(sql_int(f.path, "SELECT seq FROM pending_applied"), n);
+    /* A FLUSH with nothing new answers at once with the same position. */
+    fl = cg_msg_new(CG_STORE_FLUSH, NULL, 0);
+    fl->reply_to = f.owner;
+    T_EQ_INT(cg_actor_send(f.store, fl), 0);
+    T_ASSERT(wait_synced(2));
+    T_EQ_INT(get_count(&C.n_synced), 2);
+    pthread_mutex_lock(&C.mu);
+    synced = C.synced;
+    pthread_mutex_unlock(&C.mu);
+    T_EQ_INT(synced, (uint64_t)n);
+    fx_end(&f);
+}
 
 static void test_append_and_ack(void)
 {
@@ -446,6 +521,7 @@ int main(int argc, char **argv)
     if (argc < 2 || strstr(#fn, argv[1]))                                                          \
         T_RUN(fn);
     RUN(test_append_and_ack);
+    RUN(test_logged_appends_and_flush);
     RUN(test_group_commit_batches);
     RUN(test_database_failure_acks_error);
     RUN(test_malformed_append);

@@ -101,7 +101,10 @@ static void test_newer_version_refused(void)
     int rc = cg_store_open_rw(path, &db, err, sizeof err);
     T_ASSERT(rc != 0);
     T_ASSERT(db == NULL);
-    T_CONTAINS(err, "schema version 99 is newer than this clawgate's (1)");
+    char want[96];
+    snprintf(want, sizeof want, "schema version 99 is newer than this clawgate's (%d)",
+             CG_STORE_SCHEMA_VERSION);
+    T_CONTAINS(err, want);
     T_CONTAINS(err, path);
     /* the read side refuses it too */
     cg_store_ro_t *ro = cg_store_ro_open(path, err, sizeof err);
@@ -198,6 +201,30 @@ static void test_prepare(void)
     cg_free(dir);
 }
 
+/* A database a version-1 clawgate wrote, rows in it, is migrated in place:
+ * the rows stay, the pending log position starts at 0. */
+static void test_upgrade_from_version_1(void)
+{
+    char *dir = tmp_dir();
+    char *path = cg_sprintf("%s/old.db", dir);
+    T_EQ_INT(cg_store_migrations[0].version, 1);
+    char *v1 = cg_sprintf("%s; PRAGMA user_version = 1;", cg_store_migrations[0].sql);
+    T_EQ_INT(sql_exec(path, v1), 0);
+    T_EQ_INT(sql_exec(path, "INSERT INTO exchanges (tenant_id, request_id, client_api, status, "
+                            "started_ms, finished_ms) VALUES (1, 'old', 'chat.completions', "
+                            "'ok', 1, 1)"),
+             0);
+    char err[512] = "";
+    T_ASSERTF(cg_store_prepare(path, err, sizeof err) == 0, "%s", err);
+    T_EQ_INT(sql_int(path, "PRAGMA user_version"), CG_STORE_SCHEMA_VERSION);
+    T_EQ_INT(sql_int(path, "SELECT count(*) FROM exchanges WHERE request_id = 'old'"), 1);
+    T_EQ_INT(sql_int(path, "SELECT seq FROM pending_applied WHERE id = 1"), 0);
+    cg_free(v1);
+    cg_free(path);
+    rm_tree(dir);
+    cg_free(dir);
+}
+
 static void test_time_formats(void)
 {
     char buf[40];
@@ -249,6 +276,7 @@ int main(void)
     T_RUN(test_corrupt_file);
     T_RUN(test_unwritable_directory);
     T_RUN(test_prepare);
+    T_RUN(test_upgrade_from_version_1);
     T_RUN(test_time_formats);
     T_DONE();
 }
