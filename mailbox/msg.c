@@ -257,3 +257,146 @@ void cg_msg_free(cg_msg_t *m)
 {
     free(m);
 }
+
+/* Big-endian unsigned of n bytes at p. */
+static uint64_t be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+bool cg_msgpack_well_formed(const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    size_t pos = 0;
+    uint64_t todo = 1; /* objects still to read */
+    while (todo > 0) {
+        if (pos >= len)
+            return false;
+        uint8_t t = p[pos++];
+        todo--;
+        size_t left = len - pos;
+        uint64_t n = 0;     /* elements of a container (map: keys and values) */
+        uint64_t skip = 0;  /* bytes of a scalar's body */
+        int lenb = 0;       /* bytes of a length field */
+        uint64_t extra = 0; /* bytes after the length field besides the body */
+        bool container = false;
+        if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3) {
+            /* fixint, nil, bool */
+        } else if (t >= 0x80 && t <= 0x8f) {
+            n = 2u * (t & 0x0f);
+            container = true;
+        } else if (t >= 0x90 && t <= 0x9f) {
+            n = t & 0x0f;
+            container = true;
+        } else if (t >= 0xa0 && t <= 0xbf) {
+            skip = t & 0x1f;
+        } else {
+            switch (t) {
+            case 0xc4:
+            case 0xd9:
+                lenb = 1;
+                break; /* bin8, str8 */
+            case 0xc5:
+            case 0xda:
+                lenb = 2;
+                break; /* bin16, str16 */
+            case 0xc6:
+            case 0xdb:
+                lenb = 4;
+                break; /* bin32, str32 */
+            case 0xc7:
+                lenb = 1;
+                extra = 1;
+                break; /* ext8 */
+            case 0xc8:
+                lenb = 2;
+                extra = 1;
+                break; /* ext16 */
+            case 0xc9:
+                lenb = 4;
+                extra = 1;
+                break; /* ext32 */
+            case 0xca:
+                skip = 4;
+                break; /* float32 */
+            case 0xcb:
+                skip = 8;
+                break; /* float64 */
+            case 0xcc:
+            case 0xd0:
+                skip = 1;
+                break;
+            case 0xcd:
+            case 0xd1:
+                skip = 2;
+                break;
+            case 0xce:
+            case 0xd2:
+                skip = 4;
+                break;
+            case 0xcf:
+            case 0xd3:
+                skip = 8;
+                break;
+            case 0xd4:
+                skip = 2;
+                break; /* fixext1 */
+            case 0xd5:
+                skip = 3;
+                break;
+            case 0xd6:
+                skip = 5;
+                break;
+            case 0xd7:
+                skip = 9;
+                break;
+            case 0xd8:
+                skip = 17;
+                break;
+            case 0xdc:
+                lenb = 2;
+                container = true;
+                break; /* array16 */
+            case 0xdd:
+                lenb = 4;
+                container = true;
+                break; /* array32 */
+            case 0xde:
+                lenb = 2;
+                container = true;
+                break; /* map16 */
+            case 0xdf:
+                lenb = 4;
+                container = true;
+                break; /* map32 */
+            default:
+                return false; /* 0xc1: never used */
+            }
+            if (lenb) {
+                if (left < (size_t)lenb)
+                    return false;
+                uint64_t v = be(p + pos, lenb);
+                pos += (size_t)lenb;
+                left -= (size_t)lenb;
+                if (container)
+                    n = (t == 0xde || t == 0xdf) ? 2 * v : v;
+                else
+                    skip = v + extra;
+            }
+        }
+        if (container) {
+            /* Every element takes at least one byte. */
+            if (n > left || todo + n > len)
+                return false;
+            todo += n;
+        } else {
+            if (skip > left)
+                return false;
+            pos += (size_t)skip;
+        }
+    }
+    return true;
+}

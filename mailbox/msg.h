@@ -76,6 +76,14 @@ typedef struct cg_msg_view {
  * Returns 0, or CG_EINVAL on a malformed or mistyped payload; the view must be
  * finished with cg_msg_view_done either way. */
 int cg_msg_unpack(const cg_msg_t *m, cg_msg_view_t *v, const char *fmt, ...);
+
+/* Bytes from outside the process (a file) that will be unpacked: true when
+ * they are one complete msgpack object whose every declared length and
+ * element count fits in the bytes that follow it. msgpack-c allocates for a
+ * container's declared count before reading its elements, so five bytes
+ * claiming 2^32 entries would otherwise ask for gigabytes. Messages between
+ * actors need no check: the runtime built them. */
+bool cg_msgpack_well_formed(const void *data, size_t len);
 void cg_msg_view_done(cg_msg_view_t *v);
 
 void cg_msg_free(cg_msg_t *m);

@@ -95,6 +95,17 @@ void cg_store_writer_rollback(cg_store_writer_t *w);
  * up to seq is in it. On failure the transaction is rolled back. */
 int cg_store_writer_set_applied(cg_store_writer_t *w, uint64_t seq, char *err, size_t errlen);
 
+/* ---- pending.c ---- */
+
+/* One whole, valid pending-log record; return false to stop the scan. */
+typedef bool (*cg_pending_record_cb)(uint64_t seq, const char *payload, uint32_t len, void *ud);
+/* Call cb for each whole, valid record at the start of data, in order; the
+ * bytes they take (the rest is not a whole valid record). */
+size_t cg_pending_scan(const char *data, size_t len, cg_pending_record_cb cb, void *ud);
+/* Append one record (header and payload) to out, as cg_pending_append writes
+ * it. */
+void cg_pending_record(uint64_t seq, const void *payload, size_t len, cg_buf_t *out);
+
 /* Decode a CG_STORE_APPEND payload; the strings in r point into m (v must
  * stay alive). 0, or a negative code. */
 int cg_store_decode_append(const cg_msg_t *m, cg_msg_view_t *v, cg_store_rec_t *r);

@@ -41,7 +41,7 @@
 
 #define PL_MAGIC 0x31504743u /* "CGP1" */
 #define SWITCH_BYTES (1u << 20)
-#define MAX_RECORD (64u << 20)
+#define MAX_RECORD (1u << 20) /* an exchange without a session: a few hundred bytes */
 
 typedef struct pl_hdr {
     uint32_t magic;
@@ -118,45 +118,79 @@ static bool stored_already(replay_t *rp, const cg_store_rec_t *r)
     return found;
 }
 
-/* Apply the records of one file past rp->applied. */
-static void replay_file(replay_t *rp, const char *path, const cg_buf_t *data)
+size_t cg_pending_scan(const char *data, size_t len, cg_pending_record_cb cb, void *ud)
 {
     size_t off = 0;
-    while (off + sizeof(pl_hdr_t) <= data->len && !rp->fatal) {
+    while (off + sizeof(pl_hdr_t) <= len) {
         pl_hdr_t h;
-        memcpy(&h, data->data + off, sizeof h);
-        const char *payload = data->data + off + sizeof h;
-        if (h.magic != PL_MAGIC || h.len > MAX_RECORD || h.len > data->len - off - sizeof h ||
+        memcpy(&h, data + off, sizeof h);
+        const char *payload = data + off + sizeof h;
+        if (h.magic != PL_MAGIC || h.len > MAX_RECORD || h.len > len - off - sizeof h ||
             record_sum(h.seq, payload, h.len) != h.sum)
             break;
         off += sizeof h + h.len;
-        if (h.seq > rp->max_seq)
-            rp->max_seq = h.seq;
-        if (h.seq <= rp->applied)
-            continue;
-        cg_msg_t *m = cg_msg_new(CG_STORE_APPEND, payload, h.len);
-        cg_msg_view_t v;
-        cg_store_rec_t r;
-        char why[512];
-        if (cg_store_decode_append(m, &v, &r) != 0) {
-            cg_error("store: %s: record %llu is not an exchange; skipped", path,
-                     (unsigned long long)h.seq);
-            rp->n_failed++;
-        } else if (stored_already(rp, &r)) {
-            rp->n_seen++;
-        } else if (cg_store_writer_apply(rp->w, &r, why, sizeof why, &rp->fatal) != 0) {
-            if (rp->fatal)
-                snprintf(rp->err, rp->errlen, "%s", why);
-            else
-                cg_error("store: %s: record %llu: %s; skipped", path, (unsigned long long)h.seq,
-                         why);
-            rp->n_failed++;
-        } else {
-            rp->n_applied++;
-        }
-        cg_msg_view_done(&v);
-        cg_msg_free(m);
+        if (!cb(h.seq, payload, h.len, ud))
+            break;
     }
+    return off;
+}
+
+void cg_pending_record(uint64_t seq, const void *payload, size_t len, cg_buf_t *out)
+{
+    pl_hdr_t h = {.magic = PL_MAGIC, .len = (uint32_t)len, .seq = seq};
+    h.sum = record_sum(seq, payload, len);
+    cg_buf_append(out, &h, sizeof h);
+    cg_buf_append(out, payload, len);
+}
+
+typedef struct replay_file_ctx {
+    replay_t *rp;
+    const char *path;
+} replay_file_ctx_t;
+
+static bool replay_one(uint64_t seq, const char *payload, uint32_t len, void *ud)
+{
+    replay_file_ctx_t *c = ud;
+    replay_t *rp = c->rp;
+    if (seq > rp->max_seq)
+        rp->max_seq = seq;
+    if (seq <= rp->applied)
+        return true;
+    if (!cg_msgpack_well_formed(payload, len)) {
+        cg_error("store: %s: record %llu is not an exchange; skipped", c->path,
+                 (unsigned long long)seq);
+        rp->n_failed++;
+        return true;
+    }
+    cg_msg_t *m = cg_msg_new(CG_STORE_APPEND, payload, len);
+    cg_msg_view_t v;
+    cg_store_rec_t r;
+    char why[512];
+    if (cg_store_decode_append(m, &v, &r) != 0) {
+        cg_error("store: %s: record %llu is not an exchange; skipped", c->path,
+                 (unsigned long long)seq);
+        rp->n_failed++;
+    } else if (stored_already(rp, &r)) {
+        rp->n_seen++;
+    } else if (cg_store_writer_apply(rp->w, &r, why, sizeof why, &rp->fatal) != 0) {
+        if (rp->fatal)
+            snprintf(rp->err, rp->errlen, "%s", why);
+        else
+            cg_error("store: %s: record %llu: %s; skipped", c->path, (unsigned long long)seq, why);
+        rp->n_failed++;
+    } else {
+        rp->n_applied++;
+    }
+    cg_msg_view_done(&v);
+    cg_msg_free(m);
+    return !rp->fatal;
+}
+
+/* Apply the records of one file past rp->applied. */
+static void replay_file(replay_t *rp, const char *path, const cg_buf_t *data)
+{
+    replay_file_ctx_t c = {rp, path};
+    size_t off = data->len ? cg_pending_scan(data->data, data->len, replay_one, &c) : 0;
     if (off < data->len && !rp->fatal)
         cg_warn("store: %s: the last %zu bytes are not whole, valid records (a write cut by a "
                 "crash, or damage); dropped",
@@ -299,6 +333,8 @@ int cg_pending_append(cg_pending_t *p, const cg_msg_t *m, uint64_t *seq)
     int other = 1 - p->active;
     if (p->f[p->active].size >= SWITCH_BYTES && p->f[other].size == 0)
         p->active = other;
+    if (m->len > MAX_RECORD)
+        return CG_EIO; /* not for the log (the commit path takes it) */
     pl_file_t *f = &p->f[p->active];
     pl_hdr_t h = {.magic = PL_MAGIC, .len = m->len, .seq = p->next_seq};
     h.sum = record_sum(h.seq, m->payload, m->len);

@@ -36,6 +36,11 @@ def test_plain_echo():
     eq(j["choices"][0]["finish_reason"], "stop", "finish_reason")
     # 8 + 17 chars of messages / 4 = 6; "echo:", " hello", " there", " world" = 4 tokens
     eq(j["usage"], {"prompt_tokens": 6, "completion_tokens": 4, "total_tokens": 10}, "usage")
+    # The fake marks the exchange finished after its last write, which the
+    # client may read first: give its thread a moment (bounded).
+    deadline = time.monotonic() + 5
+    while not f.last()["finished"] and time.monotonic() < deadline:
+        time.sleep(0.01)
     e = f.last()
     eq(e["method"], "POST", "logged method")
     eq(e["headers"]["authorization"], "Bearer sk-x", "logged header")

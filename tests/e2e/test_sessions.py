@@ -10,7 +10,7 @@ import sys
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import check, check_error, eq, main, setup  # noqa: E402
+from harness import Gateway, check, check_error, eq, main, setup  # noqa: E402
 
 
 def user(text):
@@ -104,6 +104,32 @@ def test_bad_session_headers():
     check_error(gw.request("GET", "/v1/sessions/nope"), 404)
     check_error(gw.request("GET", "/v1/sessions?limit=abc"), 400)
     eq([e["path"] for e in fake.requests()], [], "nothing reached the upstream")
+
+
+def test_sessionless_exchanges_through_the_pending_log():
+    """Without a session key the exchange is made durable in the store's
+    pending log and committed in the background: a query right after sees
+    every one, a restart neither loses nor doubles any, and the log files
+    are emptied."""
+    fake, gw = setup()
+    n = 40
+    for i in range(n):
+        chat(gw, [user("logged %d" % i)])
+    eq(get(gw, "/v1/usage?group_by=")["total"]["requests"], n, "a query sees every exchange")
+    logs = [gw.store + "-pending.%d" % i for i in (0, 1)]
+    check(all(os.path.exists(p) for p in logs), "pending log files next to the database")
+    cfg = json.load(open(gw.config_path))
+    eq(gw.stop(), 0, "gateway exit code")
+    # The same database under a new gateway: the log is applied (or skipped,
+    # what was committed already) before the port opens.
+    cfg["clawgate"]["listen"] = "@LISTEN@"
+    cfg["clawgate"]["store"] = {"path": gw.store}
+    gw2 = Gateway(json.dumps(cfg))
+    eq(get(gw2, "/v1/usage?group_by=")["total"]["requests"], n, "none lost, none doubled")
+    eq([os.path.getsize(p) for p in logs], [0, 0], "log files emptied at start-up")
+    chat(gw2, [user("after restart")])
+    eq(get(gw2, "/v1/usage?group_by=")["total"]["requests"], n + 1, "and it goes on")
+    eq(gw2.stop(), 0, "second gateway exit code")
 
 
 def test_cli_reads_the_same_database():

@@ -150,6 +150,33 @@ static void test_errors(void)
     cg_msg_free(m);
 }
 
+static void test_well_formed(void)
+{
+    cg_msg_t *m = cg_msg_pack(7, "usSbdxi", (uint64_t)1 << 40, "text", "bytes", (size_t)5, 1, 2.5,
+                              "\x01\x02", (size_t)2, (int64_t)-300);
+    T_ASSERT(cg_msgpack_well_formed(m->payload, m->len));
+    /* Every proper prefix is cut short somewhere. */
+    for (uint32_t n = 0; n < m->len; n++)
+        T_ASSERT(!cg_msgpack_well_formed(m->payload, n));
+    cg_msg_free(m);
+    /* Containers and lengths that claim more than the bytes left. */
+    static const uint8_t map32[] = {0xdf, 0x06, 0x00, 0x00, 0x00};
+    static const uint8_t arr16[] = {0xdc, 0xff, 0xff, 0x01, 0x02};
+    static const uint8_t str32[] = {0xdb, 0x7f, 0xff, 0xff, 0xff, 'a'};
+    static const uint8_t bin8[] = {0xc4, 0x03, 'a', 'b'};
+    static const uint8_t never[] = {0xc1};
+    static const uint8_t ok_map[] = {0x81, 0xa1, 'k', 0xc0};
+    static const uint8_t ok_ext[] = {0xc7, 0x02, 0x05, 'x', 'y'};
+    T_ASSERT(!cg_msgpack_well_formed(map32, sizeof map32));
+    T_ASSERT(!cg_msgpack_well_formed(arr16, sizeof arr16));
+    T_ASSERT(!cg_msgpack_well_formed(str32, sizeof str32));
+    T_ASSERT(!cg_msgpack_well_formed(bin8, sizeof bin8));
+    T_ASSERT(!cg_msgpack_well_formed(never, sizeof never));
+    T_ASSERT(!cg_msgpack_well_formed("", 0));
+    T_ASSERT(cg_msgpack_well_formed(ok_map, sizeof ok_map));
+    T_ASSERT(cg_msgpack_well_formed(ok_ext, sizeof ok_ext));
+}
+
 static void test_large_payload(void)
 {
     size_t n = 100000;
@@ -176,6 +203,7 @@ int main(void)
     T_RUN(test_roundtrip_all_letters);
     T_RUN(test_object_and_extra_elements);
     T_RUN(test_errors);
+    T_RUN(test_well_formed);
     T_RUN(test_large_payload);
     T_DONE();
 }
