@@ -228,6 +228,7 @@ struct cg_loop {
     pthread_mutex_t lock; /* guards the fields down to `released` */
     pthread_cond_t cond;  /* an actor finished */
     cg_actor_t *pending;  /* spawned, not yet adopted (init not run) */
+    size_t live;          /* spawned onto it and not finished */
     bool released;
 
     /* Loop thread only from here. */
@@ -911,6 +912,7 @@ static void finish(cg_actor_t *a)
     }
     pthread_mutex_lock(&l->lock);
     a->finished = true; /* from here on the joiner owns a */
+    l->live--;
     pthread_cond_broadcast(&l->cond);
     pthread_mutex_unlock(&l->lock);
 }
@@ -1007,7 +1009,15 @@ void cg_loop_free(cg_loop_t *l)
         return;
     pthread_mutex_lock(&l->lock);
     l->released = true;
+    size_t live = l->live;
     pthread_mutex_unlock(&l->lock);
+    if (live) {
+        /* An actor that never ended (a supervisor gave up waiting for a stuck
+         * one): its thread cannot be stopped; leave it to the process exit
+         * rather than wait for ever. */
+        cg_warn("loop %s: %zu actor(s) still on it; leaving its thread running", l->name, live);
+        return;
+    }
     loop_wake(l);
     pthread_join(l->thread, NULL);
     loop_free(l);
@@ -1076,6 +1086,7 @@ int cg_actor_spawn_on(cg_loop_t *loop, const cg_actor_spec_t *spec, void *arg, c
     pthread_mutex_lock(&a->loop->lock);
     a->next_pend = a->loop->pending;
     a->loop->pending = a;
+    a->loop->live++;
     pthread_mutex_unlock(&a->loop->lock);
     loop_wake(a->loop);
     *out = a->self;

@@ -81,7 +81,9 @@ int cg_actor_spawn_on(cg_loop_t *loop, const cg_actor_spec_t *spec, void *arg, c
                       cg_aid_t *out);
 
 /* Once every actor spawned onto it has been joined (or at least has ended):
- * end the loop's thread and free it. Not from the loop's own thread. */
+ * end the loop's thread and free it. Not from the loop's own thread. If an
+ * actor on it has not ended (stuck), the loop is left running, with a
+ * warning: for the end of the process. */
 void cg_loop_free(cg_loop_t *loop);
 
 /* Any thread. CG_OK: the message is the target's. CG_EFULL (mailbox at
