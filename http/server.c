@@ -52,6 +52,7 @@
 #define WATCHDOG_SLACK_MS 5000                 /* beyond the provider's own total timeout */
 #define ACK_TIMEOUT_NS (10ull * 1000000000ull) /* store commit wait, at most */
 #define SYNC_WAIT_NS (2ull * 1000000000ull)    /* a query's wait for the pending log */
+#define FLUSH_RESEND_NS (5ull * 1000000000ull) /* a FLUSH whose SYNCED was lost */
 
 typedef enum {
     ROUTE_NONE,
@@ -167,6 +168,7 @@ struct front {
     cg_pending_t *pending;
     uint64_t flush_timer;   /* a FLUSH goes to the store when it fires */
     bool flush_out;         /* a FLUSH was sent, its SYNCED not seen yet */
+    uint64_t flush_sent_ns; /* when */
     uint64_t sync_timer;    /* queries stop waiting for SYNCED when it fires */
     uint64_t *sync_waiters; /* ids of queries waiting for the log to be committed */
     size_t n_sync, cap_sync;
@@ -691,7 +693,8 @@ static void send_flush(front_t *f)
         cg_actor_timer_cancel(f->actor, f->flush_timer);
         f->flush_timer = 0;
     }
-    if (f->flush_out)
+    uint64_t now = cg_now_ns();
+    if (f->flush_out && now - f->flush_sent_ns < FLUSH_RESEND_NS)
         return; /* its SYNCED will schedule the next one if need be */
     cg_msg_t *m = cg_msg_new(CG_STORE_FLUSH, NULL, 0);
     m->sender = m->reply_to = cg_actor_self(f->actor);
@@ -702,7 +705,8 @@ static void send_flush(front_t *f)
         cg_warn("http: cannot ask the store to commit the pending log");
         return;
     }
-    f->flush_out = true;
+    f->flush_out = true; /* until SYNCED, or for FLUSH_RESEND_NS if it never comes */
+    f->flush_sent_ns = now;
 }
 
 static void flush_cb(cg_actor_t *a, void *ud)
@@ -726,7 +730,7 @@ static bool log_exchange(front_t *f, req_t *r, cg_msg_t *m)
         cg_msg_free(m);
         cg_warn("%s: the store cannot take the exchange now; it stays in the pending log",
                 r->idstr);
-    } else if (!f->flush_timer && !f->flush_out) {
+    } else if (!f->flush_timer) {
         f->flush_timer =
             cg_actor_timer(f->actor, (uint64_t)CG_STORE_FLUSH_MS * 1000000ull, 0, flush_cb, NULL);
     }

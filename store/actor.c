@@ -343,6 +343,7 @@ static void commit_now(store_t *s)
         cg_store_writer_commit(s->w, err, sizeof err) != 0) {
         log_hole(s, logged);
         fail_batch(s, err);
+        answer_flushers(s); /* with keep_files set: nothing to wait for until a restart */
         return;
     }
     s->applied_seq = s->logged_seq;

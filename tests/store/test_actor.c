@@ -196,6 +196,28 @@ static bool wait_synced(size_t n)
     return ok;
 }
 
+static void send_logged(fx_t *f, uint64_t seq)
+{
+    char req[32];
+    snprintf(req, sizeof req, "logged-%llu", (unsigned long long)seq);
+    cg_store_exchange_t x = exchange_at(req, NULL, cg_wall_ms());
+    cg_msg_t *m = cg_store_append_msg(&x);
+    m->type = CG_STORE_APPEND_LOGGED;
+    m->req_id = seq;
+    m->reply_to = f->owner;
+    int rc = cg_actor_send_lazy(f->store, m);
+    if (rc != 0)
+        cg_msg_free(m);
+    T_EQ_INT(rc, 0);
+}
+
+static void send_flush(fx_t *f)
+{
+    cg_msg_t *fl = cg_msg_new(CG_STORE_FLUSH, NULL, 0);
+    fl->reply_to = f->owner;
+    T_EQ_INT(cg_actor_send(f->store, fl), 0);
+}
+
 /* ---- tests ---- */
 
 /* Exchanges already in the pending log: posted lazily, never ACKed,
@@ -207,37 +229,23 @@ static void test_logged_appends_and_flush(void)
     fx_start_owner(&f);
     fx_start_store(&f);
     const int n = 5;
-    for (int i = 1; i <= n; i++) {
-        char req[32];
-        snprintf(req, sizeof req, "logged-%d", i);
-        cg_store_exchange_t x = exchange_at(req, NULL, cg_wall_ms());
-        cg_msg_t *m = cg_store_append_msg(&x);
-        m->type = CG_STORE_APPEND_LOGGED;
-        m->req_id = (uint64_t)i;
-        m->reply_to = f.owner;
-        int rc = cg_actor_send_lazy(f.store, m);
-        if (rc != 0)
-            cg_msg_free(m);
-        T_EQ_INT(rc, 0);
-    }
-    cg_msg_t *fl = cg_msg_new(CG_STORE_FLUSH, NULL, 0);
-    fl->reply_to = f.owner;
-    T_EQ_INT(cg_actor_send(f.store, fl), 0);
+    for (int i = 1; i <= n; i++)
+        send_logged(&f, (uint64_t)i);
+    send_flush(&f);
     T_ASSERT(wait_synced(1));
     pthread_mutex_lock(&C.mu);
     uint64_t synced = C.synced;
     size_t acks = C.acks;
+    int keep = C.keep;
     pthread_mutex_unlock(&C.mu);
     T_EQ_INT(synced, (uint64_t)n);
     T_EQ_INT(acks, 0);
-    T_EQ_INT(C.keep, 0); /* (the owner has nothing more to write: no lock needed) */
+    T_EQ_INT(keep, 0);
     /* SYNCED means committed, with the position in the same transaction. */
     T_EQ_INT(sql_int(f.path, "SELECT count(*) FROM exchanges WHERE request_id LIKE 'logged-%'"), n);
     T_EQ_INT(sql_int(f.path, "SELECT seq FROM pending_applied"), n);
     /* A FLUSH with nothing new answers at once with the same position. */
-    fl = cg_msg_new(CG_STORE_FLUSH, NULL, 0);
-    fl->reply_to = f.owner;
-    T_EQ_INT(cg_actor_send(f.store, fl), 0);
+    send_flush(&f);
     T_ASSERT(wait_synced(2));
     T_EQ_INT(get_count(&C.n_synced), 2);
     pthread_mutex_lock(&C.mu);
@@ -319,6 +327,46 @@ static void test_group_commit_batches(void)
 /* The database refuses writes (another process holds the write lock):
  * every exchange is ACKed with ok=false and the reason; writes resume when
  * the lock goes. */
+/* A batch of logged exchanges the database refuses: SYNCED says to keep the
+ * log files, and the log position stays where it was, also after later
+ * commits succeed (the next start applies the lost ones again). */
+static void test_logged_batch_failure_keeps_the_log(void)
+{
+    fx_t f = {0};
+    fx_start_owner(&f);
+    fx_start_store(&f);
+    send_logged(&f, 1);
+    send_flush(&f);
+    T_ASSERT(wait_synced(1));
+    T_EQ_INT(sql_int(f.path, "SELECT seq FROM pending_applied"), 1);
+    sqlite3 *other;
+    T_EQ_INT(sqlite3_open(f.path, &other), SQLITE_OK);
+    T_EQ_INT(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    send_logged(&f, 2);
+    send_logged(&f, 3);
+    send_flush(&f);
+    T_ASSERT(wait_synced(2));
+    pthread_mutex_lock(&C.mu);
+    int keep = C.keep;
+    uint64_t synced = C.synced;
+    pthread_mutex_unlock(&C.mu);
+    T_EQ_INT(keep, 1);
+    T_EQ_INT(synced, 3); /* given up on until a restart: queries need not wait */
+    sqlite3_exec(other, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(other);
+    send_logged(&f, 4);
+    send_flush(&f);
+    T_ASSERT(wait_synced(3));
+    pthread_mutex_lock(&C.mu);
+    keep = C.keep;
+    pthread_mutex_unlock(&C.mu);
+    T_EQ_INT(keep, 1);
+    T_EQ_INT(sql_int(f.path, "SELECT count(*) FROM exchanges WHERE request_id LIKE 'logged-%'"), 2);
+    T_EQ_INT(sql_int(f.path, "SELECT seq FROM pending_applied"), 1);
+    T_EQ_INT(get_count(&C.acks), 0);
+    fx_end(&f);
+}
+
 static void test_database_failure_acks_error(void)
 {
     fx_t f = {0};
@@ -524,6 +572,7 @@ int main(int argc, char **argv)
     RUN(test_logged_appends_and_flush);
     RUN(test_group_commit_batches);
     RUN(test_database_failure_acks_error);
+    RUN(test_logged_batch_failure_keeps_the_log);
     RUN(test_malformed_append);
     RUN(test_init_refuses_newer_database);
     RUN(test_crash_acks_pending_as_failed);
