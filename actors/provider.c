@@ -710,6 +710,7 @@ static int prepare(prov_t *p, xfer_t *x, const char *ref, size_t ref_len, const 
     x->api = m->api;
     x->tool_text = m->compat.tool_calls_as_text;
     x->xo = (cg_xlate_opts_t){.stream = x->stream,
+                              .body_validated = true, /* by the owner (provider.h) */
                               .omit_reasoning = x->omit_reasoning,
                               .tool_calls_as_text = m->compat.tool_calls_as_text,
                               .client_usage = x->client_usage,

@@ -4,7 +4,11 @@
  *
  * DESIGN
  * The owner of a client request (the HTTP front) sends CG_PROV_REQUEST with
- * the client's JSON body as received; the provider actor rewrites what the
+ * the client's JSON body as received, which the owner has validated (strict
+ * JSON, cg_jscan_object): the provider scans it again only for where its
+ * members are, without re-checking string contents (a body that is not valid
+ * JSON after all can make a malformed upstream request, never an out-of-
+ * bounds read). The provider actor rewrites what the
  * upstream needs (model -> provider-local id, stream usage), sends it with
  * the provider's and model's headers, parses the upstream reply (SSE
  * incrementally when streaming) and sends the pieces back to reply_to, each

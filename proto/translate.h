@@ -47,7 +47,9 @@ const char *cg_xapi_name(cg_xapi_t api); /* "chat.completions", "responses" */
 
 typedef struct cg_xlate_opts {
     /* request */
-    bool stream; /* what to ask the upstream for (the reply is parsed as that) */
+    bool stream;         /* what to ask the upstream for (the reply is parsed as that) */
+    bool body_validated; /* the client body passed cg_jscan_object in this process:
+                            scan it again without checking string contents */
     /* reply */
     bool omit_reasoning;     /* x-clawgate-reasoning: omit, or per model/tenant */
     bool tool_calls_as_text; /* parse <tool_call> text (model compat.tool_calls_as_text) */
