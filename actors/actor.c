@@ -993,9 +993,7 @@ static cg_loop_t *loop_start(const char *name, bool dedicated)
 
 static void loop_wake(cg_loop_t *l)
 {
-    uint64_t one = 1;
-    ssize_t r = write(l->wakefd, &one, sizeof one);
-    (void)r; /* EAGAIN only at 2^64-2: it is readable then anyway */
+    cg_efd_signal(l->wakefd);
 }
 
 cg_loop_t *cg_loop_new(const char *name)

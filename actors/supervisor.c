@@ -446,9 +446,7 @@ static void front_exited(sup_t *s, cg_aid_t aid, int64_t reason, const char *det
              (unsigned long long)aid, cg_exit_reason_name((int)reason), detail ? ": " : "",
              detail ? detail : "");
     if (s->args.fatal_fd >= 0) {
-        uint64_t one = 1;
-        ssize_t w = write(s->args.fatal_fd, &one, sizeof one);
-        CG_UNUSED(w);
+        cg_efd_signal(s->args.fatal_fd);
     }
 }
 

@@ -253,3 +253,10 @@ uint64_t cg_fnv1a64(const void *p, size_t n)
     }
     return h;
 }
+
+void cg_efd_signal(int fd)
+{
+    uint64_t one = 1;
+    ssize_t r = write(fd, &one, sizeof one);
+    (void)r;
+}

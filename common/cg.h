@@ -80,6 +80,10 @@ void cg_buf_free(cg_buf_t *b);
 /* Detach the data (NUL-terminated) and leave the buffer empty. */
 char *cg_buf_steal(cg_buf_t *b, size_t *len);
 
+/* Add 1 to an eventfd (wake whoever polls it). A full counter (2^64-2) is
+ * already readable, so the only failure needs no handling. */
+void cg_efd_signal(int fd);
+
 /* 64-bit FNV-1a of n bytes (hashes and checksums, not for secrets). */
 uint64_t cg_fnv1a64(const void *p, size_t n);
 

@@ -161,9 +161,7 @@ static int push(cg_mbox_t *mb, cg_msg_t *m, bool bounded, bool wake)
      * free of exchanges on its cache line. */
     if (__atomic_load_n(&mb->sleeping, __ATOMIC_SEQ_CST) &&
         __atomic_exchange_n(&mb->sleeping, 0, __ATOMIC_SEQ_CST)) {
-        uint64_t one = 1;
-        ssize_t w = write(mb->efd, &one, sizeof one);
-        (void)w; /* only fails if the counter would overflow: already readable */
+        cg_efd_signal(mb->efd);
     }
     return CG_OK;
 }

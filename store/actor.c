@@ -186,9 +186,7 @@ static ckpt_t *ckpt_start(const char *path)
 
 static void ckpt_kick(ckpt_t *c)
 {
-    uint64_t one = 1;
-    ssize_t r = write(c->efd, &one, sizeof one);
-    CG_UNUSED(r); /* EAGAIN: the counter is saturated, a kick is pending anyway */
+    cg_efd_signal(c->efd);
 }
 
 static void ckpt_stop(ckpt_t *c)

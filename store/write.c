@@ -709,6 +709,20 @@ static int apply_inner(cg_store_writer_t *w, const cg_store_rec_t *r, bool *fata
     return record_turn(w, r, &s, exchange, fatal, err, errlen);
 }
 
+/* Open the group transaction unless it is open. 0, or CG_EIO (err set). */
+static int begin(cg_store_writer_t *w, char *err, size_t errlen)
+{
+    if (w->in_txn)
+        return 0;
+    int rc = run(w, ST_BEGIN);
+    if (rc != SQLITE_OK) {
+        db_error(w, rc, "begin", err, errlen);
+        return CG_EIO;
+    }
+    w->in_txn = true;
+    return 0;
+}
+
 int cg_store_writer_apply(cg_store_writer_t *w, const cg_store_rec_t *r, char *err, size_t errlen,
                           bool *fatal)
 {
@@ -717,17 +731,11 @@ int cg_store_writer_apply(cg_store_writer_t *w, const cg_store_rec_t *r, char *e
         snprintf(err, errlen, "store: exchange without request id, client api or status");
         return CG_EINVAL;
     }
-    int rc;
-    if (!w->in_txn) {
-        rc = run(w, ST_BEGIN);
-        if (rc != SQLITE_OK) {
-            db_error(w, rc, "begin", err, errlen);
-            *fatal = true;
-            return CG_EIO;
-        }
-        w->in_txn = true;
+    if (begin(w, err, errlen) != 0) {
+        *fatal = true;
+        return CG_EIO;
     }
-    rc = run(w, ST_SAVEPOINT);
+    int rc = run(w, ST_SAVEPOINT);
     if (rc != SQLITE_OK) {
         db_error(w, rc, "savepoint", err, errlen);
         *fatal = true;
@@ -757,17 +765,10 @@ int cg_store_writer_apply(cg_store_writer_t *w, const cg_store_rec_t *r, char *e
 
 int cg_store_writer_set_applied(cg_store_writer_t *w, uint64_t seq, char *err, size_t errlen)
 {
-    int rc;
-    if (!w->in_txn) {
-        rc = run(w, ST_BEGIN);
-        if (rc != SQLITE_OK) {
-            db_error(w, rc, "begin", err, errlen);
-            return CG_EIO;
-        }
-        w->in_txn = true;
-    }
+    if (begin(w, err, errlen) != 0)
+        return CG_EIO;
     sqlite3_bind_int64(w->st[ST_SET_APPLIED], 1, (int64_t)seq);
-    rc = run(w, ST_SET_APPLIED);
+    int rc = run(w, ST_SET_APPLIED);
     if (rc != SQLITE_OK) {
         db_error(w, rc, "pending log position", err, errlen);
         cg_store_writer_rollback(w);

@@ -63,6 +63,17 @@ static uint64_t append(cg_pending_t *p, int i)
     return seq;
 }
 
+/* A fresh database whose log holds records 1 and 2 (nothing applied). */
+static void two_logged(fx_t *f)
+{
+    fx_init(f);
+    cg_pending_t *p = open_log(f);
+    T_ASSERT(p != NULL);
+    append(p, 1);
+    append(p, 2);
+    cg_pending_close(p);
+}
+
 static int64_t count_req(fx_t *f, int i)
 {
     char *sql = cg_sprintf("SELECT count(*) FROM exchanges WHERE request_id = 'req-%d'", i);
@@ -111,12 +122,7 @@ static void test_recovered_once(void)
 static void test_torn_tail_dropped(void)
 {
     fx_t f = {0};
-    fx_init(&f);
-    cg_pending_t *p = open_log(&f);
-    T_ASSERT(p != NULL);
-    append(p, 1);
-    append(p, 2);
-    cg_pending_close(p);
+    two_logged(&f);
     /* A third record cut short by a crash: a header and half a payload. */
     off_t whole = file_size(f.file[0]);
     int fd = open(f.file[0], O_WRONLY | O_APPEND);
@@ -130,7 +136,7 @@ static void test_torn_tail_dropped(void)
     close(fd);
     T_EQ_INT(file_size(f.file[0]), whole + 40);
 
-    p = open_log(&f);
+    cg_pending_t *p = open_log(&f);
     T_ASSERT(p != NULL);
     T_EQ_INT(sql_int(f.db, "SELECT count(*) FROM exchanges"), 2);
     T_EQ_INT(file_size(f.file[0]), 0);
@@ -171,12 +177,7 @@ static void test_corrupt_record_stops_replay(void)
 static void test_applied_records_skipped(void)
 {
     fx_t f = {0};
-    fx_init(&f);
-    cg_pending_t *p = open_log(&f);
-    T_ASSERT(p != NULL);
-    append(p, 1);
-    append(p, 2);
-    cg_pending_close(p);
+    two_logged(&f);
     /* As if the store had committed record 1 (row and position in one
      * transaction) and the process died before emptying the file. */
     T_EQ_INT(sql_exec(f.db, "BEGIN; "
@@ -185,7 +186,7 @@ static void test_applied_records_skipped(void)
                             "'ok', 1, 1); "
                             "UPDATE pending_applied SET seq = 1; COMMIT"),
              0);
-    p = open_log(&f);
+    cg_pending_t *p = open_log(&f);
     T_ASSERT(p != NULL);
     T_EQ_INT(count_req(&f, 1), 1);
     T_EQ_INT(count_req(&f, 2), 1);
