@@ -196,12 +196,29 @@ static int ed_subtree(edits_t *E, const cg_jscan_t *js, const cg_jmember_t *m, c
                       char *err, size_t errlen);
 static cg_buf_t *ed_set(edits_t *E, const char *key);
 
+/* memmem for a needle that starts with a quote: every match starts at a
+ * quote, so hop from quote to quote with memchr. JSON is mostly long strings
+ * with few quotes (a 26 KB system prompt has a handful), which makes this
+ * several times cheaper than memmem over the bytes. Same matches. */
+static const char *find_quoted(const char *s, size_t n, const char *needle, size_t nl)
+{
+    const char *p = s, *end = s + n;
+    while ((size_t)(end - p) >= nl && (p = memchr(p, '"', (size_t)(end - p))) != NULL) {
+        if ((size_t)(end - p) < nl)
+            return NULL;
+        if (memcmp(p, needle, nl) == 0)
+            return p;
+        p++;
+    }
+    return NULL;
+}
+
 /* Byte tests deciding whether a member needs its tree (false negatives
  * impossible for the forms they look for; a false positive costs a parse). */
 static bool has_content_array(const char *s, size_t n)
 {
     const char *p = s, *end = s + n;
-    while ((p = memmem(p, (size_t)(end - p), "\"content\"", 9)) != NULL) {
+    while ((p = find_quoted(p, (size_t)(end - p), "\"content\"", 9)) != NULL) {
         p += 9;
         while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
             p++;
@@ -218,7 +235,7 @@ static bool has_content_array(const char *s, size_t n)
 
 static bool needs_message_shaping(const char *s, size_t n, const cg_compat_t *c)
 {
-    if (!c->supports_developer_role && memmem(s, n, "\"developer\"", 11))
+    if (!c->supports_developer_role && find_quoted(s, n, "\"developer\"", 11))
         return true;
     return c->requires_string_content && has_content_array(s, n);
 }
@@ -381,7 +398,7 @@ static int ed_tools(edits_t *E, const cg_jscan_t *js, const cg_compat_t *c, char
         return 0;
     }
     if (tools && tools->type == CG_JARRAY && !c->supports_strict_mode &&
-        memmem(js->src + tools->val_off, tools->val_len, "\"strict\"", 8))
+        find_quoted(js->src + tools->val_off, tools->val_len, "\"strict\"", 8))
         return ed_subtree(E, js, tools, "tools", shape_tools, c, err, errlen);
     return 0;
 }
