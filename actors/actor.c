@@ -378,14 +378,7 @@ int cg_actor_watch(cg_actor_t *a, int fd, uint32_t events, cg_fd_cb cb, void *ud
     cg_loop_t *l = a->loop;
     if (fd < 0 || !cb)
         return CG_EINVAL;
-    if ((size_t)fd >= l->fdcap) {
-        size_t cap = l->fdcap ? l->fdcap : 64;
-        while (cap <= (size_t)fd)
-            cap *= 2;
-        l->fdtab = cg_realloc(l->fdtab, cap * sizeof *l->fdtab);
-        memset(l->fdtab + l->fdcap, 0, (cap - l->fdcap) * sizeof *l->fdtab);
-        l->fdcap = cap;
-    }
+    cg_grow_zeroed((void **)&l->fdtab, &l->fdcap, (size_t)fd, sizeof *l->fdtab);
     watch_t *w = cg_calloc(1, sizeof *w);
     *w = (watch_t){.fd = fd, .kind = W_USER, .actor = a, .events = events, .cb = cb, .ud = ud};
     struct epoll_event ev = {.events = events, .data.ptr = w};

@@ -15,16 +15,9 @@ static void set_idle(cg_curlm_t *cm, int fd, bool on)
 {
     if (fd < 0)
         return;
-    if ((size_t)fd >= cm->idlecap) {
-        if (!on)
-            return;
-        size_t cap = cm->idlecap ? cm->idlecap : 64;
-        while (cap <= (size_t)fd)
-            cap *= 2;
-        cm->idle = cg_realloc(cm->idle, cap * sizeof *cm->idle);
-        memset(cm->idle + cm->idlecap, 0, (cap - cm->idlecap) * sizeof *cm->idle);
-        cm->idlecap = cap;
-    }
+    if ((size_t)fd >= cm->idlecap && !on)
+        return;
+    cg_grow_zeroed((void **)&cm->idle, &cm->idlecap, (size_t)fd, sizeof *cm->idle);
     cm->idle[fd] = on;
 }
 

@@ -260,3 +260,15 @@ void cg_efd_signal(int fd)
     ssize_t r = write(fd, &one, sizeof one);
     (void)r;
 }
+
+void cg_grow_zeroed(void **arr, size_t *cap, size_t i, size_t elem)
+{
+    if (i < *cap)
+        return;
+    size_t n = *cap ? *cap : 64;
+    while (n <= i)
+        n *= 2;
+    *arr = cg_realloc(*arr, n * elem);
+    memset((char *)*arr + *cap * elem, 0, (n - *cap) * elem);
+    *cap = n;
+}

@@ -80,6 +80,10 @@ void cg_buf_free(cg_buf_t *b);
 /* Detach the data (NUL-terminated) and leave the buffer empty. */
 char *cg_buf_steal(cg_buf_t *b, size_t *len);
 
+/* Make *arr (of elem-byte items, *cap of them) hold index i: grow it by
+ * doubling (from 64) and zero the new items. Tables indexed by fd. */
+void cg_grow_zeroed(void **arr, size_t *cap, size_t i, size_t elem);
+
 /* Add 1 to an eventfd (wake whoever polls it). A full counter (2^64-2) is
  * already readable, so the only failure needs no handling. */
 void cg_efd_signal(int fd);

@@ -72,6 +72,27 @@ static void error_names(void)
     T_EQ_STR(cg_strerror(-12345), "unknown error");
 }
 
+static void test_grow_zeroed(void)
+{
+    int *a = NULL;
+    size_t cap = 0;
+    cg_grow_zeroed((void **)&a, &cap, 100, sizeof *a);
+    T_EQ_INT(cap, 128);
+    int zeros = 1;
+    for (size_t i = 0; i < cap; i++)
+        zeros &= a[i] == 0;
+    T_ASSERT(zeros);
+    a[7] = 42;
+    cg_grow_zeroed((void **)&a, &cap, 5, sizeof *a); /* fits: nothing changes */
+    T_EQ_INT(cap, 128);
+    cg_grow_zeroed((void **)&a, &cap, 300, sizeof *a);
+    T_EQ_INT(cap, 512);
+    T_EQ_INT(a[7], 42);
+    T_EQ_INT(a[300], 0);
+    T_EQ_INT(a[511], 0);
+    free(a);
+}
+
 int main(void)
 {
     T_RUN(buf_append_and_grow);
@@ -80,5 +101,6 @@ int main(void)
     T_RUN(strings);
     T_RUN(clocks_move_forward);
     T_RUN(error_names);
+    T_RUN(test_grow_zeroed);
     T_DONE();
 }
