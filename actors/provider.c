@@ -48,6 +48,7 @@
  * header lines, the rewritten body) is copied before the snapshot is released.
  */
 #include "actors/curlm.h"
+#include "actors/h1.h"
 #include "actors/provider.h"
 #include "config/config.h"
 #include "proto/translate.h"
@@ -92,7 +93,9 @@ typedef struct adapter {
 struct xfer {
     prov_t *p;
     xfer_t *prev, *next;
-    CURL *easy;
+    CURL *easy;      /* the transfer on libcurl, or ... */
+    cg_h1_req_t *h1; /* ... on the built-in client (plain http://, see h1.h) */
+    bool use_h1;
     const adapter_t *ad;
     cg_aid_t owner;
     uint64_t req_id;
@@ -108,8 +111,9 @@ struct xfer {
 
     /* request */
     char *url;
-    char *model_ref; /* for logs */
-    struct curl_slist *headers;
+    char *model_ref;            /* for logs */
+    struct curl_slist *headers; /* for curl */
+    cg_buf_t hlines;            /* for h1: "Name: value\r\n" lines */
     cg_buf_t body;
     char errbuf[CURL_ERROR_SIZE];
     int first_token_ms;
@@ -147,6 +151,7 @@ struct prov {
     char *name;
     cg_snap_t *config;
     cg_curlm_t cm; /* the multi handle on this actor's loop (curlm.h) */
+    cg_h1_t *h1;   /* the built-in client's connection pool (h1.h) */
     xfer_t *head;  /* in-flight transfers */
     size_t n_xfers;
     bool exiting; /* cg_actor_exit was called */
@@ -158,6 +163,7 @@ struct prov {
 };
 
 static const adapter_t *find_adapter(cg_api_t api);
+static const char *xfer_content_type(const xfer_t *x);
 static void on_idle_timeout(cg_actor_t *a, void *ud);
 static void xl_emit(void *ud, const char *event, const char *data, size_t len);
 static void xl_finish(xfer_t *x);
@@ -196,9 +202,7 @@ static int send_head(xfer_t *x)
     if (x->head_sent)
         return 0;
     x->head_sent = true;
-    char *ct = NULL;
-    if (x->easy)
-        curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
+    const char *ct = xfer_content_type(x);
     cg_msg_t *m = cg_msg_pack(CG_PROV_HEAD, "is", (int64_t)x->status, ct);
     return send_owner(x, m);
 }
@@ -298,6 +302,7 @@ static void xfer_free(xfer_t *x)
         curl_easy_cleanup(x->easy);
     }
     curl_slist_free_all(x->headers);
+    cg_buf_free(&x->hlines);
     cg_free(x->url);
     cg_free(x->model_ref);
     cg_free(x->response_id);
@@ -329,6 +334,10 @@ static void xfer_finish(prov_t *p, xfer_t *x)
     x->ft_timer = x->idle_timer = 0;
     if (x->easy)
         curl_multi_remove_handle(p->cm.multi, x->easy);
+    if (x->h1) {
+        cg_h1_cancel(x->h1);
+        x->h1 = NULL;
+    }
     if (x->prev)
         x->prev->next = x->next;
     else
@@ -343,6 +352,30 @@ static void xfer_finish(prov_t *p, xfer_t *x)
 static const char *curl_text(const xfer_t *x, CURLcode res)
 {
     return x->errbuf[0] ? x->errbuf : curl_easy_strerror(res);
+}
+
+/* The reply's status so far (0 before its head), either transport. */
+static long xfer_status(const xfer_t *x)
+{
+    long code = 0;
+    if (x->h1)
+        code = cg_h1_status(x->h1);
+    else if (x->easy && curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK)
+        code = 0;
+    return code;
+}
+
+/* The reply's Content-Type, NULL if none. */
+static const char *xfer_content_type(const xfer_t *x)
+{
+    char *ct = NULL;
+    if (x->h1) {
+        const char *v = cg_h1_content_type(x->h1);
+        return *v ? v : NULL;
+    }
+    if (x->easy)
+        curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
+    return ct;
 }
 
 /* A short, printable excerpt of an upstream body for messages: control bytes
@@ -378,8 +411,7 @@ static void decide_mode(xfer_t *x)
 {
     if (x->mode != RX_UNDECIDED)
         return;
-    long code = 0;
-    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+    long code = xfer_status(x);
     x->status = code;
     if (code >= 200 && code < 300)
         x->mode = x->stream ? RX_SSE : RX_BODY;
@@ -460,8 +492,7 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
 
 static bool is_event_stream(xfer_t *x)
 {
-    char *ct = NULL;
-    curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
+    const char *ct = xfer_content_type(x);
     return ct && strncasecmp(ct, "text/event-stream", 17) == 0;
 }
 
@@ -522,7 +553,11 @@ static void complete(xfer_t *x, CURLcode res)
     case RX_ERROR:
     default: {
         curl_off_t ra = 0;
-        if (curl_easy_getinfo(x->easy, CURLINFO_RETRY_AFTER, &ra) != CURLE_OK || ra < 0)
+        if (x->h1)
+            ra = (curl_off_t)cg_h1_retry_after(x->h1);
+        else if (curl_easy_getinfo(x->easy, CURLINFO_RETRY_AFTER, &ra) != CURLE_OK)
+            ra = 0;
+        if (ra < 0)
             ra = 0;
         const char *body = x->resp.data ? x->resp.data : "";
         cg_fail_class_t cls = cg_fail_classify(0, x->status, body, x->resp.len);
@@ -562,6 +597,30 @@ static void drain_done(prov_t *p)
     maybe_exit(p);
 }
 
+/* The built-in client's callbacks (h1.h): the same path as curl's. */
+static bool h1_data(void *ud, const char *p, size_t n)
+{
+    return on_write((char *)p, 1, n, ud) == n;
+}
+
+/* The transfer ended on the built-in client. x->h1 stays readable (status,
+ * headers) until this returns; the client frees it then. */
+static void h1_done(void *ud, int code, const char *msg)
+{
+    xfer_t *x = ud;
+    prov_t *p = x->p;
+    if (code != CURLE_OK && msg && *msg)
+        snprintf(x->errbuf, sizeof x->errbuf, "%s", msg);
+    if (x->abort && !x->terminal)
+        send_fail(x, CG_FAIL_UNKNOWN, 0, "transfer aborted");
+    complete(x, (CURLcode)code);
+    x->h1 = NULL;
+    xfer_finish(p, x);
+    maybe_exit(p);
+}
+
+static const cg_h1_cbs_t h1_cbs = {.on_data = h1_data, .on_done = h1_done};
+
 /* ------------------------------------------------------------------------ */
 /* timeouts of our own                                                      */
 
@@ -573,8 +632,8 @@ static void on_first_token_timeout(cg_actor_t *a, void *ud)
     x->ft_timer = 0;
     /* Headers may have come (a server that says 200 and then loads the
      * model): report their status. */
-    long code = 0;
-    if (x->easy && curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK)
+    long code = xfer_status(x);
+    if (code)
         x->status = code;
     send_fail(x, CG_FAIL_TIMEOUT, 0, "no first token within %d ms", x->first_token_ms);
     xfer_finish(p, x);
@@ -667,6 +726,21 @@ static struct curl_slist *hdr_list(hdrs_t *hs)
     return l;
 }
 
+/* The header block for the built-in client; frees hs's strings. An empty
+ * value is sent as "Name:" (curl's "Name;"). */
+static void hdr_lines(hdrs_t *hs, cg_buf_t *out)
+{
+    for (size_t i = 0; i < hs->n; i++) {
+        cg_buf_puts(out, hs->h[i].name);
+        cg_buf_puts(out, hs->h[i].value[0] ? ": " : ":");
+        cg_buf_puts(out, hs->h[i].value);
+        cg_buf_puts(out, "\r\n");
+        cg_free(hs->h[i].name);
+        cg_free(hs->h[i].value);
+    }
+    hs->n = 0;
+}
+
 /* Resolve the ref in the current config and copy what the transfer needs.
  * 0, or < 0 with *cls and err set. */
 static int prepare(prov_t *p, xfer_t *x, const char *ref, size_t ref_len, const char *body,
@@ -730,7 +804,11 @@ static int prepare(prov_t *p, xfer_t *x, const char *ref, size_t ref_len, const 
         hdr_add(&hs, pv->headers[i].name, pv->headers[i].value);
     for (size_t i = 0; i < m->n_headers; i++)
         hdr_add(&hs, m->headers[i].name, m->headers[i].value);
-    x->headers = hdr_list(&hs);
+    x->use_h1 = p->h1 && cg_h1_url_ok(x->url);
+    if (x->use_h1)
+        hdr_lines(&hs, &x->hlines);
+    else
+        x->headers = hdr_list(&hs);
 
     /* Timeouts: a value > 0 from the owner wins; otherwise the config's. The
      * first-token default applies to streams only: a non-stream reply's first
@@ -756,6 +834,48 @@ static void reject(xfer_t *x, cg_fail_class_t cls, const char *msg)
 {
     send_fail(x, cls, 0, "%s", msg);
     xfer_free(x);
+}
+
+/* Link x into the in-flight list and arm the first-token timer: the part of
+ * starting a transfer both transports share. */
+static void xfer_link(prov_t *p, xfer_t *x)
+{
+    if (x->stream) {
+        cg_sse_init(&x->sse, SSE_EVENT_CAP);
+        x->sse_ready = true;
+    }
+    x->next = p->head;
+    if (p->head)
+        p->head->prev = x;
+    p->head = x;
+    p->n_xfers++;
+    x->start_ns = cg_now_ns();
+    x->last_rx_ns = x->start_ns;
+    if (x->first_token_ms > 0)
+        x->ft_timer = cg_actor_timer(p->actor, (uint64_t)x->first_token_ms * 1000000u, 0,
+                                     on_first_token_timeout, x);
+    cg_debug("provider %s: request %llu -> %s (%s%s%s)", p->name, (unsigned long long)x->req_id,
+             x->url, x->model_ref, x->stream ? ", stream" : "",
+             x->use_h1 ? ", built-in client" : "");
+}
+
+static void start_h1(prov_t *p, xfer_t *x, int64_t connect_ms, int64_t total_ms)
+{
+    xfer_link(p, x);
+    cg_h1_opts_t o = {.url = x->url,
+                      .headers = x->hlines.data,
+                      .headers_len = x->hlines.len,
+                      .user_agent = "clawgate/" CG_VERSION,
+                      .body = x->body.data,
+                      .body_len = x->body.len,
+                      .connect_ms = connect_ms,
+                      .total_ms = total_ms};
+    char err[256];
+    x->h1 = cg_h1_start(p->h1, &o, &h1_cbs, x, err, sizeof err);
+    if (!x->h1) {
+        send_fail(x, CG_FAIL_UNKNOWN, 0, "%s", err);
+        xfer_finish(p, x);
+    }
 }
 
 static void on_request(prov_t *p, cg_msg_t *m)
@@ -803,6 +923,10 @@ static void on_request(prov_t *p, cg_msg_t *m)
         goto out;
     }
 
+    if (x->use_h1) {
+        start_h1(p, x, connect_ms, total_ms);
+        goto out;
+    }
     CURL *e = p->n_spare ? p->spare[--p->n_spare] : curl_easy_init();
     if (!e) {
         reject(x, CG_FAIL_UNKNOWN, "curl_easy_init failed");
@@ -827,23 +951,7 @@ static void on_request(prov_t *p, cg_msg_t *m)
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_ms);
     if (total_ms > 0)
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)total_ms);
-    if (x->stream) {
-        cg_sse_init(&x->sse, SSE_EVENT_CAP);
-        x->sse_ready = true;
-    }
-
-    x->next = p->head;
-    if (p->head)
-        p->head->prev = x;
-    p->head = x;
-    p->n_xfers++;
-    x->start_ns = cg_now_ns();
-    x->last_rx_ns = x->start_ns;
-    if (x->first_token_ms > 0)
-        x->ft_timer = cg_actor_timer(p->actor, (uint64_t)x->first_token_ms * 1000000u, 0,
-                                     on_first_token_timeout, x);
-    cg_debug("provider %s: request %llu -> %s (%s%s)", p->name, (unsigned long long)x->req_id,
-             x->url, x->model_ref, x->stream ? ", stream" : "");
+    xfer_link(p, x);
     CURLMcode mc = curl_multi_add_handle(p->cm.multi, e);
     if (mc != CURLM_OK) {
         send_fail(x, CG_FAIL_UNKNOWN, 0, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
@@ -1022,6 +1130,25 @@ static const adapter_t *find_adapter(cg_api_t api)
 /* ------------------------------------------------------------------------ */
 /* actor                                                                    */
 
+/* The built-in client serves plain http:// upstreams unless the operator
+ * asked for libcurl everywhere (CLAWGATE_HTTP_CLIENT=curl) or set a proxy,
+ * which only libcurl honours. */
+static bool builtin_client_wanted(const char *who)
+{
+    const char *v = getenv("CLAWGATE_HTTP_CLIENT");
+    if (v && strcmp(v, "curl") == 0)
+        return false;
+    static const char *const proxies[] = {"http_proxy", "all_proxy", "ALL_PROXY"};
+    for (size_t i = 0; i < CG_ARRAY_LEN(proxies); i++) {
+        const char *px = getenv(proxies[i]);
+        if (px && *px) {
+            cg_debug("provider %s: %s is set; plain http:// goes through libcurl", who, proxies[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
 static int prov_init(cg_actor_t *a, void *arg)
 {
     const cg_provider_args_t *args = arg;
@@ -1035,6 +1162,8 @@ static int prov_init(cg_actor_t *a, void *arg)
     if (cg_curlm_init(&p->cm, a, p->name, drain_cb, p) != 0)
         return CG_ERR;
     curl_multi_setopt(p->cm.multi, CURLMOPT_MAXCONNECTS, (long)MAX_CONNECTS);
+    if (builtin_client_wanted(p->name))
+        p->h1 = cg_h1_new(a, p->name);
     return 0;
 }
 
@@ -1096,6 +1225,7 @@ static void prov_cleanup(cg_actor_t *a)
         xfer_finish(p, x);
     }
     cg_curlm_close(&p->cm);
+    cg_h1_free(p->h1);
     while (p->n_spare)
         curl_easy_cleanup(p->spare[--p->n_spare]);
     cg_free(p->name);

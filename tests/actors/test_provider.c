@@ -1320,6 +1320,10 @@ static void test_owner_gone(void)
 static void test_owner_full(void)
 {
     cg_aid_t o = CG_AID_NONE;
+    pthread_mutex_lock(&stuck.mu); /* the suite runs once per transport */
+    stuck.released = false;
+    stuck.handled = 0;
+    pthread_mutex_unlock(&stuck.mu);
     T_EQ_INT(cg_actor_spawn(&stuck_spec, NULL, CG_AID_NONE, &o), 0);
     int closed = srv_peer_closed();
     uint64_t id = next_req++;
@@ -1419,20 +1423,14 @@ static void test_all_decoded(void)
     T_EQ_INT(bad, 0);
 }
 
-int main(void)
+/* The whole suite against one transport: the built-in HTTP/1.1 client
+ * (actors/h1.h, what plain http:// upstreams use) or libcurl (forced with
+ * CLAWGATE_HTTP_CLIENT=curl; what https:// upstreams use). */
+static void run_suite(const char *client)
 {
-    if (getenv("CG_TEST_DEBUG"))
-        cg_log_set_level(CG_LOG_DEBUG);
-    else
-        cg_log_set_level(CG_LOG_ERROR);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    cg_actor_enable_test_hooks(true);
-    srv_start();
-    load_config();
-    if (cg_actor_spawn(&owner_spec, NULL, CG_AID_NONE, &owner) != 0)
-        return 2;
+    printf("# provider transport: %s\n", client);
+    setenv("CLAWGATE_HTTP_CLIENT", client, 1);
     prov_local = spawn_provider(&local_args);
-
     T_RUN(test_nonstream_json);
     T_RUN(test_stream_usage_stripped);
     T_RUN(test_stream_usage_kept);
@@ -1463,6 +1461,23 @@ int main(void)
     T_RUN(test_all_decoded);
 
     stop_provider(prov_local);
+}
+
+int main(void)
+{
+    if (getenv("CG_TEST_DEBUG"))
+        cg_log_set_level(CG_LOG_DEBUG);
+    else
+        cg_log_set_level(CG_LOG_ERROR);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    cg_actor_enable_test_hooks(true);
+    srv_start();
+    load_config();
+    if (cg_actor_spawn(&owner_spec, NULL, CG_AID_NONE, &owner) != 0)
+        return 2;
+    run_suite("builtin");
+    run_suite("curl");
+
     cg_actor_stop(owner);
     cg_actor_join(owner, NULL);
     srv_stop();
