@@ -131,7 +131,9 @@ struct xfer {
     cg_buf_t resp; /* whole body (RX_BODY), error body (RX_ERROR), excerpt (RX_SSE) */
     size_t events;
     bool head_sent;
-    bool any_output; /* a CHUNK went to the owner */
+    cg_buf_t batch;   /* the CHUNK being built (send_chunk_ev) */
+    uint32_t batch_n; /* events in it */
+    bool any_output;  /* a CHUNK went to the owner */
     bool done_seen;
     bool finish_seen;
     bool have_usage;
@@ -207,16 +209,58 @@ static int send_head(xfer_t *x)
     return send_owner(x, m);
 }
 
+/* msgpack's packer writes into x->batch. */
+static int batch_write(void *data, const char *buf, size_t len)
+{
+    cg_buf_append(data, buf, len);
+    return 0;
+}
+
+/* Queue one event for the CHUNK of this upstream read (see flush_chunks).
+ * The payload is built in place: 5 bytes kept for the array header, then a
+ * [data bin, event str|nil] pair per event. */
 static int send_chunk_ev(xfer_t *x, const char *event, const char *data, size_t len)
 {
     if (send_head(x) < 0)
         return -1;
-    cg_msg_t *m =
-        cg_msg_pack(CG_PROV_CHUNK, "xs", (const void *)data, len, event && *event ? event : NULL);
-    if (send_owner(x, m) < 0)
-        return -1;
+    if (x->batch_n == 0) {
+        cg_buf_reset(&x->batch);
+        cg_buf_append(&x->batch, "\xdd\0\0\0\0", 5);
+    }
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &x->batch, batch_write);
+    msgpack_pack_bin(&pk, len);
+    msgpack_pack_bin_body(&pk, data, len);
+    if (event && *event) {
+        size_t n = strlen(event);
+        msgpack_pack_str(&pk, n);
+        msgpack_pack_str_body(&pk, event, n);
+    } else {
+        msgpack_pack_nil(&pk);
+    }
+    x->batch_n++;
     x->any_output = true;
     return 0;
+}
+
+/* Send the events queued since the last flush as one CHUNK: after each
+ * upstream read and before DONE or FAIL. A read that brings twenty events
+ * costs one message instead of twenty (allocation, encoding, mailbox,
+ * decoding each). */
+static void flush_chunks(xfer_t *x)
+{
+    if (x->batch_n == 0)
+        return;
+    uint32_t n = x->batch_n * 2;
+    x->batch_n = 0;
+    if (x->terminal)
+        return;
+    unsigned char *h = (unsigned char *)x->batch.data;
+    h[1] = (unsigned char)(n >> 24);
+    h[2] = (unsigned char)(n >> 16);
+    h[3] = (unsigned char)(n >> 8);
+    h[4] = (unsigned char)n;
+    send_owner(x, cg_msg_new(CG_PROV_CHUNK, x->batch.data, x->batch.len));
 }
 
 /* FAIL [class, status, message, retry_after_ms, any_output]. status is the
@@ -245,6 +289,7 @@ static void send_fail(xfer_t *x, cg_fail_class_t cls, int64_t retry_after_ms, co
      * the owner never has to invent an event of the client's API. */
     if (x->xs && x->any_output)
         xl_fail_client(x, cg_fail_class_name(cls), msg ? msg : "upstream error");
+    flush_chunks(x);
     x->terminal = true;
     cg_debug("provider %s: request %llu (%s) failed: %s: %s", x->p->name,
              (unsigned long long)x->req_id, x->model_ref ? x->model_ref : "?",
@@ -263,6 +308,9 @@ static void send_done(xfer_t *x, const char *body, size_t len)
         return;
     if (x->stream && send_head(x) < 0)
         return;
+    flush_chunks(x);
+    if (x->terminal)
+        return; /* the owner went away while the last events were sent */
     x->terminal = true;
     int64_t pt = -1, ct = -1, cached = -1;
     if (x->have_usage) {
@@ -310,6 +358,7 @@ static void xfer_free(xfer_t *x)
         cg_xlate_stream_free(x->xs);
     cg_buf_free(&x->body);
     cg_buf_free(&x->resp);
+    cg_buf_free(&x->batch);
     if (x->sse_ready)
         cg_sse_free(&x->sse);
     cg_free(x);
@@ -466,6 +515,7 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
         if (rc == CG_ELIMIT)
             send_fail(x, CG_FAIL_UNKNOWN, 0, "upstream sent an SSE event over %zu bytes",
                       SSE_EVENT_CAP);
+        flush_chunks(x);
         if (rc < 0) {
             x->abort = true;
             return 0;
@@ -1125,6 +1175,88 @@ static const adapter_t xlate_adapter = {
 static const adapter_t *find_adapter(cg_api_t api)
 {
     return cg_xlate_path(api) ? &xlate_adapter : NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* CHUNK payloads                                                           */
+
+static uint32_t be(const unsigned char *p, int n)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* One bin, str or nil at p[*at..end): its bytes (NULL, 0 for nil). */
+static bool take_bytes(const unsigned char *p, size_t end, size_t *at, const char **out,
+                       size_t *len)
+{
+    if (*at >= end)
+        return false;
+    unsigned c = p[(*at)++];
+    size_t n, hdr = 0;
+    if (c == 0xc0) {
+        *out = NULL;
+        *len = 0;
+        return true;
+    }
+    if (c >= 0xa0 && c <= 0xbf) {
+        n = c & 0x1f;
+    } else if (c == 0xc4 || c == 0xd9) {
+        hdr = 1;
+    } else if (c == 0xc5 || c == 0xda) {
+        hdr = 2;
+    } else if (c == 0xc6 || c == 0xdb) {
+        hdr = 4;
+    } else {
+        return false;
+    }
+    if (hdr) {
+        if (end - *at < hdr)
+            return false;
+        n = be(p + *at, (int)hdr);
+        *at += hdr;
+    }
+    if (end - *at < n)
+        return false;
+    *out = (const char *)p + *at;
+    *len = n;
+    *at += n;
+    return true;
+}
+
+int cg_prov_chunk_events(const cg_msg_t *m,
+                         void (*fn)(void *ud, const char *event, size_t event_len, const char *data,
+                                    size_t len),
+                         void *ud)
+{
+    const unsigned char *p = m->payload;
+    size_t end = m->len, at = 0;
+    if (end == 0)
+        return CG_EINVAL;
+    uint32_t count;
+    unsigned c = p[at++];
+    if (c >= 0x90 && c <= 0x9f) {
+        count = c & 0x0f;
+    } else if ((c == 0xdc || c == 0xdd) && end - at >= (c == 0xdc ? 2u : 4u)) {
+        int w = c == 0xdc ? 2 : 4;
+        count = be(p + at, w);
+        at += (size_t)w;
+    } else {
+        return CG_EINVAL;
+    }
+    if (count % 2 != 0)
+        return CG_EINVAL;
+    for (uint32_t i = 0; i < count; i += 2) {
+        const char *data, *ev;
+        size_t len, ev_len;
+        if (!take_bytes(p, end, &at, &data, &len) || !data ||
+            !take_bytes(p, end, &at, &ev, &ev_len))
+            return CG_EINVAL;
+        fn(ud, ev ? ev : "", ev_len, data, len);
+    }
+    return at == end ? 0 : CG_EINVAL;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -33,9 +33,12 @@ enum {
 
     /* provider -> owner (req_id in the header) */
     CG_PROV_HEAD = 110,  /* [status i, content_type s]: upstream headers in, 2xx */
-    CG_PROV_CHUNK = 111, /* [data x]: one SSE event's data (stream only), verbatim
-                            JSON; never "[DONE]", never the usage-only chunk the
-                            provider asked for when the client did not */
+    CG_PROV_CHUNK = 111, /* [data x, event s|nil, data x, event s|nil, ...]: the SSE
+                            events of one upstream read (stream only), each the
+                            client's event data, verbatim JSON, and its event name
+                            (nil for chat); never "[DONE]", never the usage-only
+                            chunk the provider asked for when the client did not.
+                            Walk it with cg_prov_chunk_events. */
     CG_PROV_DONE = 112,  /* [status i, body x (nil when streamed), prompt_tokens i,
                             completion_tokens i, cached_tokens i, ttft_ns u] */
     CG_PROV_FAIL = 113,  /* [class s, status i, message s, retry_after_ms i, any_output b] */
@@ -57,6 +60,14 @@ typedef enum {
 } cg_fail_class_t;
 
 const char *cg_fail_class_name(cg_fail_class_t c);
+
+/* Call fn for each event of a CHUNK message, in order (event "" when nil).
+ * 0, or CG_EINVAL if the payload is malformed (events before the fault were
+ * delivered). */
+int cg_prov_chunk_events(const cg_msg_t *m,
+                         void (*fn)(void *ud, const char *event, size_t event_len, const char *data,
+                                    size_t len),
+                         void *ud);
 
 /* Classify an upstream failure. curl_code: the CURLcode of the transfer (0 if
  * the transfer itself worked); status: HTTP status (0 if none); body: the

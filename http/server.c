@@ -1609,6 +1609,27 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
     cg_info("http: %s", line);
 }
 
+/* One event of a CHUNK (cg_prov_chunk_events): to the client's stream and
+ * to the reply being assembled for the session store. */
+static void on_stream_event(void *ud, const char *ev, size_t ev_len, const char *data, size_t len)
+{
+    req_t *r = ud;
+    if (r->client_gone)
+        return;
+    char evname[96];
+    snprintf(evname, sizeof evname, "%.*s", (int)(ev_len < 95 ? ev_len : 95), ev);
+    stream_append_event(r, evname, data, len);
+    if (r->reply && r->api == CG_XAPI_CHAT)
+        cg_reply_feed_chunk(r->reply, data, len);
+    else if (r->reply)
+        cg_reply_feed_event(r->reply, evname, data, len);
+    if (r->phase == PH_WAITING) {
+        r->phase = PH_STREAM;
+        r->answered = true;
+        note_attempt(r, NULL, 200, NULL, 0);
+    }
+}
+
 static void on_provider_msg(front_t *f, cg_msg_t *m)
 {
     req_t *r = req_find(f, m->req_id >> ATTEMPT_BITS);
@@ -1620,29 +1641,14 @@ static void on_provider_msg(front_t *f, cg_msg_t *m)
     switch (m->type) {
     case CG_PROV_HEAD:
         break;
-    case CG_PROV_CHUNK: {
-        const void *data;
-        const char *ev;
-        size_t len, ev_len;
-        if (cg_msg_unpack(m, &v, "xS", &data, &len, &ev, &ev_len) == 0 && r->stream &&
-            !r->client_gone) {
-            char evname[96];
-            snprintf(evname, sizeof evname, "%.*s", (int)(ev_len < 95 ? ev_len : 95), ev ? ev : "");
-            stream_append_event(r, evname, data, len);
-            if (r->reply && r->api == CG_XAPI_CHAT)
-                cg_reply_feed_chunk(r->reply, data, len);
-            else if (r->reply)
-                cg_reply_feed_event(r->reply, evname, data, len);
-            if (r->phase == PH_WAITING) {
-                r->phase = PH_STREAM;
-                r->answered = true;
-                note_attempt(r, NULL, 200, NULL, 0);
-            }
+    case CG_PROV_CHUNK:
+        if (r->stream && !r->client_gone) {
+            if (cg_prov_chunk_events(m, on_stream_event, r) != 0)
+                cg_warn("http: request %llu: malformed CHUNK from the provider actor",
+                        (unsigned long long)r->id);
             req_resume(r);
         }
-        cg_msg_view_done(&v);
         break;
-    }
     case CG_PROV_DONE: {
         int64_t status, pt, ct, cached;
         uint64_t ttft;

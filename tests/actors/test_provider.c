@@ -602,6 +602,29 @@ static char *dup_or_null(const void *p, size_t n)
     return p ? strndup(p, n) : NULL;
 }
 
+/* Record e (if any); rc != 0 counts a malformed message. */
+static void log_push(const ev_t *e, int rc)
+{
+    pthread_mutex_lock(&log_.mu);
+    if (rc != 0)
+        log_.bad++;
+    if (e && log_.n < MAX_EVS)
+        log_.evs[log_.n++] = *e;
+    pthread_cond_broadcast(&log_.cv);
+    pthread_mutex_unlock(&log_.mu);
+}
+
+static void record_chunk_event(void *ud, const char *event, size_t event_len, const char *data,
+                               size_t len)
+{
+    CG_UNUSED(event);
+    CG_UNUSED(event_len);
+    ev_t e = *(const ev_t *)ud;
+    e.text = dup_or_null(data, len);
+    e.text_len = len;
+    log_push(&e, 0);
+}
+
 static void owner_handle(cg_actor_t *a, cg_msg_t *m)
 {
     CG_UNUSED(a);
@@ -616,10 +639,12 @@ static void owner_handle(cg_actor_t *a, cg_msg_t *m)
         e.text = dup_or_null(p, n);
         break;
     case CG_PROV_CHUNK:
-        rc = cg_msg_unpack(m, &v, "x", &p, &n);
-        e.text = dup_or_null(p, n);
-        e.text_len = n;
-        break;
+        /* One record per event, as if each came alone. */
+        rc = cg_prov_chunk_events(m, record_chunk_event, &e);
+        cg_msg_free(m);
+        if (rc != 0)
+            log_push(NULL, rc);
+        return;
     case CG_PROV_DONE:
         rc = cg_msg_unpack(m, &v, "ixiiiu", &e.status, &p, &n, &e.prompt, &e.completion, &e.cached,
                            &e.ttft_ns);
@@ -644,13 +669,7 @@ static void owner_handle(cg_actor_t *a, cg_msg_t *m)
     }
     cg_msg_view_done(&v);
     cg_msg_free(m);
-    pthread_mutex_lock(&log_.mu);
-    if (rc != 0)
-        log_.bad++;
-    if (log_.n < MAX_EVS)
-        log_.evs[log_.n++] = e;
-    pthread_cond_broadcast(&log_.cv);
-    pthread_mutex_unlock(&log_.mu);
+    log_push(&e, rc);
 }
 
 static const cg_actor_spec_t owner_spec = {.name = "owner", .handle = owner_handle};
