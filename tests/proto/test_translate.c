@@ -374,6 +374,55 @@ static void test_chat_passthrough_verbatim(void)
     cg_xlate_stream_free(xs);
 }
 
+/* Is one chat chunk with this delta passed through verbatim (true) or sent
+ * through the decoder (false)? */
+static bool passes(const char *delta, bool omit_reasoning)
+{
+    cg_xlate_opts_t o = {.omit_reasoning = omit_reasoning};
+    cg_xlate_stream_t *xs =
+        cg_xlate_stream_new(CG_XAPI_CHAT, CG_API_OPENAI_COMPLETIONS, "prov/m", &o);
+    char *chunk = cg_sprintf("{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":7,"
+                             "\"model\":\"up\",\"choices\":[{\"index\":0,\"delta\":%s,"
+                             "\"finish_reason\":null}]}",
+                             delta);
+    cap_t c = {0};
+    int rc = cg_xlate_stream_feed(xs, "", chunk, strlen(chunk), cap_emit, &c);
+    size_t passed = 0, encoded = 0;
+    cg_xlate_stream_counts(xs, &passed, &encoded);
+    cap_free(&c);
+    cg_free(chunk);
+    cg_xlate_stream_free(xs);
+    return rc >= 0 && passed == 1;
+}
+
+/* What sends a chunk through the decoder is found wherever it sits,
+ * including at every offset of the sixteen-byte steps of the scan; text
+ * that only looks like it (escaped, inside a string) is not. */
+static void test_chat_passthrough_decision(void)
+{
+    static const char *const needs_work[] = {"<", "`", "\\u003c"};
+    for (size_t k = 0; k < CG_ARRAY_LEN(needs_work); k++) {
+        for (int pad = 0; pad < 40; pad++) {
+            char delta[128];
+            snprintf(delta, sizeof delta, "{\"content\":\"%.*s%s\"}", pad,
+                     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", needs_work[k]);
+            T_ASSERTF(!passes(delta, false), "passed verbatim: %s", delta);
+            snprintf(delta, sizeof delta, "{\"content\":\"%.*s\\\"q\\\\\"}", pad,
+                     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+            T_ASSERTF(passes(delta, false), "decoded: %s", delta);
+        }
+    }
+    T_ASSERT(!passes("{\"tool_calls\":[{\"index\":0,\"id\":\"c\",\"type\":\"function\","
+                     "\"function\":{\"name\":\"f\",\"arguments\":\"\"}}]}",
+                     false));
+    T_ASSERT(!passes("{\"reasoning\":\"r\"}", false));
+    T_ASSERT(!passes("{\"reasoning_details\":[]}", false));
+    T_ASSERT(passes("{\"reasoning_content\":\"r\"}", false));
+    T_ASSERT(!passes("{\"reasoning_content\":\"r\"}", true));
+    /* The words inside a string, quotes escaped: text, not keys. */
+    T_ASSERT(passes("{\"content\":\"say \\\"tool_calls\\\" or \\\"reasoning\\\"\"}", false));
+}
+
 /* A call started in a plain chunk and continued in one that needs work is
  * still one call. */
 static void test_chat_tool_call_pieces_mixed(void)
@@ -769,6 +818,7 @@ int main(void)
     T_RUN(test_matrix_omit_reasoning);
     T_RUN(test_matrix_nonstream);
     T_RUN(test_chat_passthrough_verbatim);
+    T_RUN(test_chat_passthrough_decision);
     T_RUN(test_chat_tool_call_pieces_mixed);
     T_RUN(test_chat_think_split_everywhere);
     T_RUN(test_chat_reasoning_field_names);
