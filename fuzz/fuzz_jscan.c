@@ -7,6 +7,7 @@
  *   accept more (it does not check UTF-8), so only that direction is checked;
  * - cg_jscan_object and cg_jscan_validate agree on objects, and every
  *   recorded member's value span is itself valid JSON, in order, in bounds;
+ * - cg_jscan_find_quoted returns what memmem returns;
  * - editing an accepted body (set "model", delete one member, add one)
  *   yields a document cg_jscan_object accepts, that json-c parses, where
  *   "model" has the new value and the deleted key is gone.
@@ -107,6 +108,17 @@ static bool same_member(const cg_jmember_t *a, const cg_jmember_t *b)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *s = (const char *)data;
+    /* The key search finds what memmem finds: for a needle made of the
+     * input's last bytes (found at the end, or earlier), and a fixed key. */
+    if (size >= 4) {
+        size_t nl = 3 + data[0] % 12;
+        if (nl > size - 1)
+            nl = size - 1;
+        const char *nd = s + size - nl;
+        check(cg_jscan_find_quoted(s + 1, size - 1, nd, nl) == memmem(s + 1, size - 1, nd, nl));
+        check(cg_jscan_find_quoted(s, size, "\"developer\"", 11) ==
+              memmem(s, size, "\"developer\"", 11));
+    }
     cg_jerr_t err = {0};
     int v = cg_jscan_validate(s, size, DEPTH, &err);
     check(v == 0 || (v == CG_EINVAL && err.offset <= size && err.msg[0]));

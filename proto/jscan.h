@@ -91,4 +91,9 @@ typedef struct cg_jedit {
  * bytes are copied verbatim. */
 void cg_jscan_apply(const cg_jscan_t *js, const cg_jedit_t *edits, size_t n, cg_buf_t *out);
 
+/* memmem for needles of at least three bytes, fastest when its first byte
+ * is rare-ish and its second and last bytes narrow it down (JSON keys with
+ * their quotes: "\"developer\"", "\"strict\""). NULL if absent or nl < 3. */
+const char *cg_jscan_find_quoted(const char *s, size_t n, const char *needle, size_t nl);
+
 #endif

@@ -196,22 +196,8 @@ static int ed_subtree(edits_t *E, const cg_jscan_t *js, const cg_jmember_t *m, c
                       char *err, size_t errlen);
 static cg_buf_t *ed_set(edits_t *E, const char *key);
 
-/* memmem for a needle that starts with a quote: every match starts at a
- * quote, so hop from quote to quote with memchr. JSON is mostly long strings
- * with few quotes (a 26 KB system prompt has a handful), which makes this
- * several times cheaper than memmem over the bytes. Same matches. */
-static const char *find_quoted(const char *s, size_t n, const char *needle, size_t nl)
-{
-    const char *p = s, *end = s + n;
-    while ((size_t)(end - p) >= nl && (p = memchr(p, '"', (size_t)(end - p))) != NULL) {
-        if ((size_t)(end - p) < nl)
-            return NULL;
-        if (memcmp(p, needle, nl) == 0)
-            return p;
-        p++;
-    }
-    return NULL;
-}
+/* Needles here start and end with a quote: jscan.h's SIMD search. */
+#define find_quoted cg_jscan_find_quoted
 
 /* Byte tests deciding whether a member needs its tree (false negatives
  * impossible for the forms they look for; a false positive costs a parse). */

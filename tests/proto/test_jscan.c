@@ -19,6 +19,7 @@
 #define cg_jscan_string port_jscan_string
 #define cg_json_quote port_json_quote
 #define cg_jscan_apply port_jscan_apply
+#define cg_jscan_find_quoted port_jscan_find_quoted
 #include "proto/jscan.c"
 #undef cg_jscan_object
 #undef cg_jscan_object_trusted
@@ -27,6 +28,7 @@
 #undef cg_jscan_string
 #undef cg_json_quote
 #undef cg_jscan_apply
+#undef cg_jscan_find_quoted
 #undef CG_JSCAN_NO_SIMD
 
 #define DEPTH 64
@@ -824,8 +826,45 @@ static void test_simd_matches_portable(void)
     T_ASSERT(accepted > mutated / 20 && accepted < mutated - mutated / 20);
 }
 
+/* The key search: SIMD and portable copies agree with memmem, on random
+ * quote-dense text with matches at every offset, near the end, and
+ * overlapping near-misses. */
+static void test_find_quoted(void)
+{
+    static const char *const needles[] = {"\"developer\"", "\"strict\"", "\"content\"", "\"a\"",
+                                          "abc"};
+    static const char alphabet[] = "\"\"\"\":,{}[]adeloprstcnv \\";
+    char buf[300];
+    uint32_t seed = 12345;
+    for (int round = 0; round < 4000; round++) {
+        size_t n = (size_t)(round % 97) + (size_t)(round % 5) * 40;
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            buf[i] = alphabet[(seed >> 16) % (sizeof alphabet - 1)];
+        }
+        const char *nd = needles[round % CG_ARRAY_LEN(needles)];
+        size_t nl = strlen(nd);
+        /* Plant the needle (sometimes cut short) at a pseudo-random place. */
+        if (n >= nl && round % 3 != 0) {
+            seed = seed * 1103515245u + 12345u;
+            size_t at = (seed >> 16) % (n - nl + 1);
+            memcpy(buf + at, nd, round % 7 == 0 ? nl - 1 : nl);
+        }
+        const char *want = memmem(buf, n, nd, nl);
+        const char *got = cg_jscan_find_quoted(buf, n, nd, nl);
+        const char *port = port_jscan_find_quoted(buf, n, nd, nl);
+        T_ASSERTF(got == want, "round %d: simd %td, memmem %td", round, got ? got - buf : -1,
+                  want ? want - buf : -1);
+        T_ASSERTF(port == want, "round %d: portable %td, memmem %td", round, port ? port - buf : -1,
+                  want ? want - buf : -1);
+    }
+    T_ASSERT(cg_jscan_find_quoted("ab", 2, "ab", 2) == NULL); /* needles under 3 bytes */
+    T_ASSERT(cg_jscan_find_quoted("\"x\"", 3, "\"x\"", 3) != NULL);
+}
+
 int main(void)
 {
+    T_RUN(test_find_quoted);
     T_RUN(test_valid_documents);
     T_RUN(test_invalid_documents);
     T_RUN(test_string_boundaries);
