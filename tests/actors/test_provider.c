@@ -597,9 +597,16 @@ static struct {
     int bad; /* messages that did not decode */
 } log_ = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
+/* A NUL-terminated copy of exactly n bytes (they may contain no NUL and
+ * need not be followed by one). */
 static char *dup_or_null(const void *p, size_t n)
 {
-    return p ? strndup(p, n) : NULL;
+    if (!p)
+        return NULL;
+    char *s = malloc(n + 1);
+    memcpy(s, p, n);
+    s[n] = '\0';
+    return s;
 }
 
 /* Record e (if any); rc != 0 counts a malformed message. */
@@ -1424,6 +1431,75 @@ static void test_crash_hook(void)
     T_EQ_INT(reason, CG_EXIT_CRASH);
 }
 
+typedef struct walk {
+    cg_buf_t log;
+    int n;
+} walk_t;
+
+static void walk_ev(void *ud, const char *event, size_t event_len, const char *data, size_t len)
+{
+    walk_t *w = ud;
+    cg_buf_printf(&w->log, "[%.*s|%.*s]", (int)event_len, event, (int)len, data);
+    w->n++;
+}
+
+/* The CHUNK walker: the pairs in order, every kind of length header, and
+ * every truncation or corruption of a payload refused without reading
+ * past it (ASan checks the reads: each cut payload is its own allocation). */
+static void test_chunk_payload(void)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    char big[70000];
+    memset(big, 'x', sizeof big);
+    msgpack_pack_array(&pk, 8);
+    msgpack_pack_bin(&pk, 2);
+    msgpack_pack_bin_body(&pk, "{}", 2);
+    msgpack_pack_nil(&pk);
+    msgpack_pack_str(&pk, 3); /* data as str is accepted too */
+    msgpack_pack_str_body(&pk, "abc", 3);
+    msgpack_pack_str(&pk, 5);
+    msgpack_pack_str_body(&pk, "delta", 5);
+    msgpack_pack_bin(&pk, 300); /* bin16 */
+    msgpack_pack_bin_body(&pk, big, 300);
+    msgpack_pack_str(&pk, 40); /* str8 */
+    msgpack_pack_str_body(&pk, big, 40);
+    msgpack_pack_bin(&pk, sizeof big); /* bin32 */
+    msgpack_pack_bin_body(&pk, big, sizeof big);
+    msgpack_pack_nil(&pk);
+    cg_msg_t *m = cg_msg_new(CG_PROV_CHUNK, sb.data, sb.size);
+    walk_t w = {0};
+    T_EQ_INT(cg_prov_chunk_events(m, walk_ev, &w), 0);
+    T_EQ_INT(w.n, 4);
+    T_ASSERT(strncmp(w.log.data, "[|{}][delta|abc][", 17) == 0);
+    cg_buf_free(&w.log);
+    cg_msg_free(m);
+    for (size_t cut = 0; cut < sb.size; cut++) {
+        m = cg_msg_new(CG_PROV_CHUNK, sb.data, cut);
+        walk_t wc = {0};
+        T_EQ_INT(cg_prov_chunk_events(m, walk_ev, &wc), CG_EINVAL);
+        T_ASSERT(wc.n <= 4);
+        cg_buf_free(&wc.log);
+        cg_msg_free(m);
+        if (cut > 400)
+            cut += 997; /* the long bin32 body: every thousandth cut is enough */
+    }
+    /* Odd counts, a nil where data must be, a number, trailing bytes. */
+    static const char *const bad[] = {"\x91\xc0", "\x92\xc0\xc0", "\x92\x01\xc0",
+                                      "\x92\xc4\x01x\xc0\xc0", "\x93\xc4\x01x\xc0"};
+    static const size_t bad_len[] = {2, 3, 3, 6, 5};
+    for (size_t i = 0; i < CG_ARRAY_LEN(bad); i++) {
+        m = cg_msg_new(CG_PROV_CHUNK, bad[i], bad_len[i]);
+        walk_t wb = {0};
+        T_EQ_INT(cg_prov_chunk_events(m, walk_ev, &wb), CG_EINVAL);
+        cg_buf_free(&wb.log);
+        cg_msg_free(m);
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+
 static void test_heartbeat(void)
 {
     uint64_t id = next_req++;
@@ -1494,6 +1570,7 @@ int main(void)
     load_config();
     if (cg_actor_spawn(&owner_spec, NULL, CG_AID_NONE, &owner) != 0)
         return 2;
+    T_RUN(test_chunk_payload);
     run_suite("builtin");
     run_suite("curl");
 
