@@ -428,6 +428,18 @@ bool cg_store_writer_in_txn(const cg_store_writer_t *w)
 
 /* ---- one exchange ---- */
 
+/* Is the tenant in the cache (so tenant_id will not insert a row)? */
+static bool tenant_known(const cg_store_writer_t *w, cg_str_t name)
+{
+    if (!name.p)
+        name = cstr("default");
+    for (size_t i = 0; i < w->n_tenants; i++) {
+        if (str_eq(name, w->tenants[i].name))
+            return true;
+    }
+    return false;
+}
+
 static int tenant_id(cg_store_writer_t *w, cg_str_t name, int64_t now_ms, int64_t *id)
 {
     if (!name.p)
@@ -735,6 +747,12 @@ int cg_store_writer_apply(cg_store_writer_t *w, const cg_store_rec_t *r, char *e
         *fatal = true;
         return CG_EIO;
     }
+    /* Without a session and with a tenant already known, the exchange is
+     * one INSERT, and SQLite backs out a failed statement by itself: no
+     * savepoint needed. That is every request without a session key, and
+     * it spares two statements (a third of the store's work) per exchange. */
+    if (!r->session_key.p && tenant_known(w, r->tenant))
+        return apply_inner(w, r, fatal, err, errlen);
     int rc = run(w, ST_SAVEPOINT);
     if (rc != SQLITE_OK) {
         db_error(w, rc, "savepoint", err, errlen);
