@@ -19,6 +19,7 @@
  * message bytes are stored as sent. Which elements are new is decided by
  * session bookkeeping (sessions.client_messages and tail_hash; see store.h).
  */
+#include "proto/jscan.h"
 #include "store/internal.h"
 
 #define TEXT_CAP (1u << 20) /* searchable text kept per entry */
@@ -909,17 +910,18 @@ void cg_store_rec_from_exchange(const cg_store_exchange_t *x, cg_store_rec_t *r,
     cg_buf_puts(attempts_buf, "[");
     for (size_t i = 0; i < x->n_attempts; i++) {
         const cg_store_attempt_t *a = &x->attempts[i];
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "ref", a->ref ? json_object_new_string(a->ref) : NULL);
-        json_object_object_add(o, "class",
-                               a->fail_class ? json_object_new_string(a->fail_class) : NULL);
-        json_object_object_add(o, "http_status", json_object_new_int(a->http_status));
-        json_object_object_add(o, "duration_ms", json_object_new_int64(a->duration_ms));
-        if (i)
-            cg_buf_puts(attempts_buf, ",");
-        cg_buf_puts(attempts_buf, json_object_to_json_string_ext(
-                                      o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-        json_object_put(o);
+        cg_buf_puts(attempts_buf, i ? ",{\"ref\":" : "{\"ref\":");
+        if (a->ref)
+            cg_json_quote(attempts_buf, a->ref, strlen(a->ref));
+        else
+            cg_buf_puts(attempts_buf, "null");
+        cg_buf_puts(attempts_buf, ",\"class\":");
+        if (a->fail_class)
+            cg_json_quote(attempts_buf, a->fail_class, strlen(a->fail_class));
+        else
+            cg_buf_puts(attempts_buf, "null");
+        cg_buf_printf(attempts_buf, ",\"http_status\":%d,\"duration_ms\":%lld}",
+                      (int)a->http_status, (long long)a->duration_ms);
     }
     cg_buf_puts(attempts_buf, "]");
     r->attempts_json = (cg_str_t){attempts_buf->data, attempts_buf->len};
