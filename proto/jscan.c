@@ -661,12 +661,39 @@ static bool key_eq(const uint8_t *r, size_t n, const char *key, size_t klen)
     return k == kend;
 }
 
+/* A backslash in a short raw key? (Keys are short: a loop beats a call.) */
+static bool has_backslash(const uint8_t *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (r[i] == '\\')
+            return true;
+    }
+    return false;
+}
+
 const cg_jmember_t *cg_jscan_get(const cg_jscan_t *js, const char *key)
 {
     size_t klen = strlen(key);
+    /* For a key without escapes (every lookup in clawgate), a raw key can
+     * only decode to it if it is the same bytes, or longer and escaped:
+     * escapes make the raw form longer than the decoded one. So most
+     * members are settled by their length. */
+    bool plain = !memchr(key, '\\', klen);
     for (size_t i = js->n_members; i-- > 0;) {
         const cg_jmember_t *m = &js->members[i];
-        if (key_eq((const uint8_t *)js->src + m->key_off, m->key_len, key, klen))
+        const uint8_t *r = (const uint8_t *)js->src + m->key_off;
+        if (plain) {
+            if (m->key_len < klen)
+                continue;
+            if (m->key_len == klen) {
+                if (memcmp(r, key, klen) == 0)
+                    return m;
+                continue;
+            }
+            if (!has_backslash(r, m->key_len))
+                continue;
+        }
+        if (key_eq(r, m->key_len, key, klen))
             return m;
     }
     return NULL;

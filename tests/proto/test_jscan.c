@@ -370,6 +370,21 @@ static void test_member_spans(void)
         cg_free(k);
         cg_free(v);
     }
+    /* Escaped keys: matched by their decoded form, the last one wins, and
+     * the length shortcut never skips one. */
+    cg_jscan_t je;
+    const char *esc = "{\"model\":1,\"mod\\u0065l\":2,\"m\\u006f\":3,\"x\\\"y\":4,\"a\\\\b\":5,"
+                      "\"id\":6,\"i\\u0064\":7,\"idd\":8}";
+    T_EQ_INT(scan_obj(&je, esc, &err), 0);
+    T_EQ_INT(je.n_members, 8);
+    T_ASSERT(cg_jscan_get(&je, "model") == &je.members[1]);
+    T_ASSERT(cg_jscan_get(&je, "mo") == &je.members[2]);
+    T_ASSERT(cg_jscan_get(&je, "x\"y") == &je.members[3]);
+    T_ASSERT(cg_jscan_get(&je, "a\\b") == &je.members[4]);
+    T_ASSERT(cg_jscan_get(&je, "id") == &je.members[6]);
+    T_ASSERT(cg_jscan_get(&je, "idd") == &je.members[7]);
+    T_ASSERT(cg_jscan_get(&je, "i") == NULL);
+    T_ASSERT(cg_jscan_get(&je, "a\\\\b") == NULL);
     T_ASSERT(cg_jscan_get(&js, "missing") == NULL);
     T_ASSERT(cg_jscan_get(&js, "mode") == NULL);
     T_ASSERT(cg_jscan_get(&js, "x") == NULL); /* nested keys are not top-level */
