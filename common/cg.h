@@ -91,6 +91,19 @@ void cg_efd_signal(int fd);
 /* 64-bit FNV-1a of n bytes (hashes and checksums, not for secrets). */
 uint64_t cg_fnv1a64(const void *p, size_t n);
 
+/* The value of one hex digit (either case), or -1. Inline: scanners call it
+ * per byte. */
+static inline int cg_hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 /* ---- time ---- */
 uint64_t cg_now_ns(void); /* CLOCK_MONOTONIC */
 uint64_t cg_now_ms(void);

@@ -291,17 +291,6 @@ static bool id_part_cp(uint32_t cp)
     return id_start_cp(cp) || (cp >= '0' && cp <= '9');
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Read n hex digits at s[i..]; -1 when any is missing. */
 static long hex_at(const parser_t *p, size_t i, int n)
 {
@@ -309,7 +298,7 @@ static long hex_at(const parser_t *p, size_t i, int n)
     for (int k = 0; k < n; k++) {
         if (i + (size_t)k >= p->len)
             return -1;
-        int h = hexval(p->s[i + (size_t)k]);
+        int h = cg_hexval(p->s[i + (size_t)k]);
         if (h < 0)
             return -1;
         v = v * 16 + h;
@@ -648,8 +637,8 @@ static int parse_number(parser_t *p, json_object **out)
         double dv = 0;
         bool big = false;
         size_t digits = 0;
-        while (p->i < p->len && hexval(p->s[p->i]) >= 0) {
-            unsigned h = (unsigned)hexval(p->s[p->i]);
+        while (p->i < p->len && cg_hexval(p->s[p->i]) >= 0) {
+            unsigned h = (unsigned)cg_hexval(p->s[p->i]);
             if (v > (UINT64_MAX >> 4))
                 big = true;
             v = (v << 4) | h;

@@ -314,25 +314,14 @@ static bool take_line(cg_h1resp_t *r, const char *p, size_t n, size_t *i, size_t
     return true;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static int parse_chunk_size(cg_h1resp_t *r, const char *s, size_t n, uint64_t *size)
 {
     size_t i = 0;
     uint64_t v = 0;
-    while (i < n && hexval(s[i]) >= 0) {
+    while (i < n && cg_hexval(s[i]) >= 0) {
         if (i == 15)
             return fail(r, "chunk size too large");
-        v = v << 4 | (uint64_t)hexval(s[i]);
+        v = v << 4 | (uint64_t)cg_hexval(s[i]);
         i++;
     }
     if (i == 0)

@@ -93,20 +93,10 @@ static inline bool is_digit(uint8_t c)
     return (uint8_t)(c - '0') < 10;
 }
 
-static inline int hexval(uint8_t c)
-{
-    if (is_digit(c))
-        return c - '0';
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /* The four hex digits at p as a code unit, or -1. Caller checked 4 bytes. */
 static inline int32_t hex4(const uint8_t *p)
 {
-    int a = hexval(p[0]), b = hexval(p[1]), c = hexval(p[2]), d = hexval(p[3]);
+    int a = cg_hexval(p[0]), b = cg_hexval(p[1]), c = cg_hexval(p[2]), d = cg_hexval(p[3]);
     if ((a | b | c | d) < 0)
         return -1;
     return (a << 12) | (b << 8) | (c << 4) | d;

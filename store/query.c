@@ -121,17 +121,6 @@ void cg_store_params_free(cg_store_params_t *p)
     memset(p, 0, sizeof *p);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* URL-decode s[0..n) into a new string; plus_space: '+' means ' ' (query
  * strings, not paths). NULL on a bad escape or an encoded NUL. */
 static char *url_decode(const char *s, size_t n, bool plus_space)
@@ -139,8 +128,8 @@ static char *url_decode(const char *s, size_t n, bool plus_space)
     char *out = cg_malloc(n + 1), *o = out;
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '%') {
-            int hi = i + 1 < n ? hexval(s[i + 1]) : -1;
-            int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+            int hi = i + 1 < n ? cg_hexval(s[i + 1]) : -1;
+            int lo = i + 2 < n ? cg_hexval(s[i + 2]) : -1;
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
                 cg_free(out);
                 return NULL;

@@ -323,6 +323,18 @@ static bool c_data(void *ud, const char *p, size_t n)
     return true;
 }
 
+/* The request ended: its outcome to the test thread; its body goes. */
+static void post(client_t *c)
+{
+    c->cur.done = true;
+    pthread_mutex_lock(&res.mu);
+    res.out = c->cur;
+    pthread_cond_broadcast(&res.cv);
+    pthread_mutex_unlock(&res.mu);
+    cg_free(c->body);
+    c->body = NULL;
+}
+
 static void c_done(void *ud, int code, const char *msg)
 {
     client_t *c = ud;
@@ -335,13 +347,7 @@ static void c_done(void *ud, int code, const char *msg)
     /* The connection is back in the pool (or closed) before on_done. */
     c->cur.opened = cg_h1_opened(c->h1);
     c->cur.idle = cg_h1_idle(c->h1);
-    c->cur.done = true;
-    pthread_mutex_lock(&res.mu);
-    res.out = c->cur;
-    pthread_cond_broadcast(&res.cv);
-    pthread_mutex_unlock(&res.mu);
-    cg_free(c->body);
-    c->body = NULL;
+    post(c);
 }
 
 static const cg_h1_cbs_t cbs = {.on_data = c_data, .on_done = c_done};
@@ -382,13 +388,7 @@ static void c_handle(cg_actor_t *a, cg_msg_t *m)
             if (!c->q) {
                 c->cur.code = -1;
                 snprintf(c->cur.msg, sizeof c->cur.msg, "%s", err);
-                c->cur.done = true;
-                pthread_mutex_lock(&res.mu);
-                res.out = c->cur;
-                pthread_cond_broadcast(&res.cv);
-                pthread_mutex_unlock(&res.mu);
-                cg_free(c->body);
-                c->body = NULL;
+                post(c);
             }
         }
         cg_msg_view_done(&v);
