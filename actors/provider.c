@@ -1,6 +1,14 @@
 /*
  * provider.c — the provider actor: one per configured provider, one libcurl
- * multi handle driven from the actor's own epoll loop.
+ * multi handle driven from the actor's own epoll loop, and the built-in
+ * HTTP/1.1 client (h1.h) for plain http:// upstreams on the same loop.
+ *
+ * Two transports. prepare() picks per transfer: cg_h1_url_ok URLs go to the
+ * built-in client unless the operator forced libcurl (builtin_client_wanted),
+ * everything else to libcurl. Both feed the same on_write and end in the same
+ * complete(): the built-in client reports libcurl's error codes, and its
+ * on_done may free the transfer at once (the client itself is done with it
+ * then; it never calls back from inside cg_h1_start or cg_h1_cancel).
  *
  * DESIGN
  * Threads. Everything here runs in the actor's thread: the message handler,
