@@ -81,6 +81,11 @@ for t in tests/e2e/test_*.py; do
     [ -e "$t" ] || continue
     run_counted "e2e:$(basename "$t" .py)" 900 python3 "$t"
 done
+# Plain-HTTP upstreams (the fake one) go through the built-in client; run the chat and failover
+# tests once more with every transfer on libcurl, the transport of https:// providers.
+for t in test_chat test_failover; do
+    run_counted "e2e:$t[curl]" 900 env CLAWGATE_HTTP_CLIENT=curl python3 "tests/e2e/$t.py"
+done
 
 echo
 if [ ${#failures[@]} -gt 0 ]; then echo "failing: ${failures[*]}"; fi
