@@ -1617,7 +1617,9 @@ static void on_stream_event(void *ud, const char *ev, size_t ev_len, const char 
     if (r->client_gone)
         return;
     char evname[96];
-    snprintf(evname, sizeof evname, "%.*s", (int)(ev_len < 95 ? ev_len : 95), ev);
+    size_t n = ev_len < sizeof evname - 1 ? ev_len : sizeof evname - 1;
+    memcpy(evname, ev, n); /* per event: no snprintf */
+    evname[n] = '\0';
     stream_append_event(r, evname, data, len);
     if (r->reply && r->api == CG_XAPI_CHAT)
         cg_reply_feed_chunk(r->reply, data, len);
