@@ -196,15 +196,12 @@ static int ed_subtree(edits_t *E, const cg_jscan_t *js, const cg_jmember_t *m, c
                       char *err, size_t errlen);
 static cg_buf_t *ed_set(edits_t *E, const char *key);
 
-/* Needles here start and end with a quote: jscan.h's SIMD search. */
-#define find_quoted cg_jscan_find_quoted
-
 /* Byte tests deciding whether a member needs its tree (false negatives
  * impossible for the forms they look for; a false positive costs a parse). */
 static bool has_content_array(const char *s, size_t n)
 {
     const char *p = s, *end = s + n;
-    while ((p = find_quoted(p, (size_t)(end - p), "\"content\"", 9)) != NULL) {
+    while ((p = cg_jscan_find_quoted(p, (size_t)(end - p), "\"content\"", 9)) != NULL) {
         p += 9;
         while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
             p++;
@@ -221,7 +218,7 @@ static bool has_content_array(const char *s, size_t n)
 
 static bool needs_message_shaping(const char *s, size_t n, const cg_compat_t *c)
 {
-    if (!c->supports_developer_role && find_quoted(s, n, "\"developer\"", 11))
+    if (!c->supports_developer_role && cg_jscan_find_quoted(s, n, "\"developer\"", 11))
         return true;
     return c->requires_string_content && has_content_array(s, n);
 }
@@ -384,7 +381,7 @@ static int ed_tools(edits_t *E, const cg_jscan_t *js, const cg_compat_t *c, char
         return 0;
     }
     if (tools && tools->type == CG_JARRAY && !c->supports_strict_mode &&
-        find_quoted(js->src + tools->val_off, tools->val_len, "\"strict\"", 8))
+        cg_jscan_find_quoted(js->src + tools->val_off, tools->val_len, "\"strict\"", 8))
         return ed_subtree(E, js, tools, "tools", shape_tools, c, err, errlen);
     return 0;
 }
