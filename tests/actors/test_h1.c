@@ -2,7 +2,8 @@
  * test_h1.c — the built-in HTTP/1.1 client on an actor loop, against a
  * scripted server on 127.0.0.1: keep-alive reuse, the request it writes, a
  * pooled connection the server dropped under a request (sent again once),
- * bodies larger than the socket takes at once, chunked replies in pieces,
+ * bodies larger than the socket takes at once, an answer that comes before
+ * the body is read (413), chunked replies in pieces,
  * refused connections (never reported from inside start), IPv6 and the
  * localhost fallback, the total timeout, garbage and empty replies, cancel.
  *
@@ -40,6 +41,7 @@ typedef enum {
     M_HANG,      /* read the request, answer nothing until the client leaves */
     M_GARBAGE,   /* a non-HTTP line, then close */
     M_EMPTY,     /* close without a byte */
+    M_EARLY,     /* 413 after the head, before the body; then read the rest and close */
 } mode_t_;
 
 static struct {
@@ -175,6 +177,14 @@ static void serve(int fd)
         mode_t_ m = srv_mode();
         if (m == M_EMPTY)
             return;
+        if (m == M_EARLY) {
+            static const char r413[] = "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\n"
+                                       "Connection: close\r\n\r\ntoo big!";
+            send_all(fd, r413, sizeof r413 - 1);
+            shutdown(fd, SHUT_WR);
+            read_body(fd, want, have); /* a lingering close, as real servers do */
+            return;
+        }
         if (m == M_DROP_NEXT) {
             srv_set(M_DROP_NOW);
             m = M_ECHO;
@@ -566,6 +576,24 @@ static void test_chunked_in_pieces(void)
     cg_free(url);
 }
 
+/* The server answers before it has read the body (413) and closes: the
+ * client takes that answer, not a send error, and does not pool the
+ * connection. */
+static void test_early_answer(void)
+{
+    srv_set(M_EARLY);
+    char *url = url_for(srv.port);
+    outcome_t o = go(url, (size_t)8 * 1024 * 1024, 0);
+    T_ASSERTF(o.code == 0, "%d %s", o.code, o.msg);
+    T_EQ_INT(o.status, 413);
+    T_EQ_STR(o.body, "too big!");
+    T_EQ_INT(o.idle, 0);
+    srv_set(M_ECHO);
+    o = go(url, 5, 0);
+    T_EQ_INT(o.code, 0);
+    cg_free(url);
+}
+
 static void test_refused(void)
 {
     char *url = cg_sprintf("http://127.0.0.1:%d/v1/chat/completions", dead_port());
@@ -667,6 +695,7 @@ int main(void)
     T_RUN(test_stale_connection_retry);
     T_RUN(test_large_body);
     T_RUN(test_chunked_in_pieces);
+    T_RUN(test_early_answer);
     T_RUN(test_refused);
     T_RUN(test_total_timeout);
     T_RUN(test_garbage_and_empty);
