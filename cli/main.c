@@ -159,6 +159,7 @@ static int cmd_serve(int argc, char **argv)
      * per heap instead; big buffers (over 4 MiB) still go straight back. */
     mallopt(M_TRIM_THRESHOLD, 32 << 20);
     mallopt(M_MMAP_THRESHOLD, 4 << 20);
+    cg_store_global_init();
 
     /* Block the signals we handle in this thread before any actor exists:
      * every thread inherits the mask, and only the signalfd sees them. */

@@ -97,6 +97,10 @@ typedef struct cg_store_args {
 
 extern const cg_actor_spec_t cg_store_spec;
 
+/* Process-wide SQLite settings; call once at start-up, before any database
+ * is opened and before other threads exist. */
+void cg_store_global_init(void);
+
 /* Optional, in main before any actor starts: create the file (and its
  * directories) and apply the migrations, then close it. A database the
  * binary must refuse (newer schema, not clawgate's, corrupt, unwritable)
