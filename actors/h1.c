@@ -24,7 +24,6 @@
 
 #define IDLE_MAX 128 /* pooled connections kept (one fd each) */
 #define RBUF_SIZE ((size_t)64 * 1024)
-#define MAX_ADDRS 2 /* localhost: 127.0.0.1, then ::1 */
 
 typedef struct conn conn_t;
 
@@ -52,11 +51,9 @@ struct cg_h1 {
 struct cg_h1_req {
     cg_h1_t *c;
     conn_t *conn;
-    struct sockaddr_storage addr[MAX_ADDRS];
-    socklen_t alen[MAX_ADDRS];
-    int n_addr, ai; /* addresses to try, the one being tried */
-    char *authority;
-    cg_buf_t head; /* the request head */
+    const cg_h1_target_t *t; /* borrowed: where to connect */
+    int ai;                  /* the address of t being tried */
+    cg_buf_t head;           /* the request head */
     const char *body;
     size_t body_len;
     size_t sent;    /* of head.len + body_len */
@@ -81,14 +78,7 @@ static bool send_now(cg_h1_req_t *q);
 /* ------------------------------------------------------------------------ */
 /* URLs                                                                     */
 
-typedef struct url {
-    struct sockaddr_storage addr[MAX_ADDRS];
-    socklen_t alen[MAX_ADDRS];
-    int n_addr;
-    const char *authority;
-    size_t authority_len;
-    const char *path; /* "" means "/" */
-} url_t;
+typedef cg_h1_target_t url_t;
 
 static bool set_addr(url_t *u, int family, const char *host, unsigned port)
 {
@@ -112,7 +102,7 @@ static bool set_addr(url_t *u, int family, const char *host, unsigned port)
     return true;
 }
 
-static bool parse_url(const char *url, url_t *u)
+bool cg_h1_target_parse(const char *url, url_t *u)
 {
     memset(u, 0, sizeof *u);
     if (!url || strncasecmp(url, "http://", 7) != 0)
@@ -176,7 +166,7 @@ static bool parse_url(const char *url, url_t *u)
 bool cg_h1_url_ok(const char *url)
 {
     url_t u;
-    return parse_url(url, &u);
+    return cg_h1_target_parse(url, &u);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -245,8 +235,8 @@ static void conn_release(conn_t *k)
 static conn_t *idle_take(cg_h1_t *c, const cg_h1_req_t *q)
 {
     for (conn_t *k = c->idle_head; k; k = k->next) {
-        for (int i = 0; i < q->n_addr; i++) {
-            if (k->salen == q->alen[i] && memcmp(&k->sa, &q->addr[i], k->salen) == 0) {
+        for (int i = 0; i < q->t->n_addr; i++) {
+            if (k->salen == q->t->alen[i] && memcmp(&k->sa, &q->t->addr[i], k->salen) == 0) {
                 idle_unlink(k);
                 return k;
             }
@@ -299,7 +289,6 @@ static void req_free(cg_h1_req_t *q)
 {
     cg_h1resp_free(&q->resp);
     cg_buf_free(&q->head);
-    cg_free(q->authority);
     cg_free(q);
 }
 
@@ -382,14 +371,14 @@ static void connect_failed(cg_h1_req_t *q, int err)
         cg_actor_timer_cancel(q->c->a, q->connect_timer);
         q->connect_timer = 0;
     }
-    if (q->ai + 1 < q->n_addr) {
+    if (q->ai + 1 < q->t->n_addr) {
         q->ai++;
         open_conn(q);
         return;
     }
     char host[INET6_ADDRSTRLEN];
     unsigned port = 0;
-    addr_text(&q->addr[q->ai], host, sizeof host, &port);
+    addr_text(&q->t->addr[q->ai], host, sizeof host, &port);
     fail(q, CURLE_COULDNT_CONNECT, "Failed to connect to %s port %u: %s", host, port,
          strerror(err));
 }
@@ -443,7 +432,8 @@ static void on_connect_timeout(cg_actor_t *a, void *ud)
 static void open_conn(cg_h1_req_t *q)
 {
     cg_h1_t *c = q->c;
-    const struct sockaddr_storage *sa = &q->addr[q->ai];
+    const struct sockaddr_storage *sa = &q->t->addr[q->ai];
+    socklen_t salen = q->t->alen[q->ai];
     int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         int e = errno;
@@ -457,11 +447,11 @@ static void open_conn(cg_h1_req_t *q)
     k->c = c;
     k->fd = fd;
     k->sa = *sa;
-    k->salen = q->alen[q->ai];
+    k->salen = salen;
     k->req = q;
     q->conn = k;
     c->opened++;
-    int rc = connect(fd, (const struct sockaddr *)sa, q->alen[q->ai]);
+    int rc = connect(fd, (const struct sockaddr *)sa, salen);
     int e = errno;
     if (rc < 0 && e != EINPROGRESS) {
         close(fd);
@@ -666,17 +656,14 @@ static void on_fd(cg_actor_t *a, int fd, uint32_t events, void *ud)
 cg_h1_req_t *cg_h1_start(cg_h1_t *c, const cg_h1_opts_t *o, const cg_h1_cbs_t *cbs, void *ud,
                          char *err, size_t errlen)
 {
-    url_t u;
-    if (!parse_url(o->url, &u)) {
-        snprintf(err, errlen, "not a URL this client serves: %s", o->url ? o->url : "(none)");
+    const url_t *u = o->target;
+    if (!u || u->n_addr < 1 || u->n_addr > CG_H1_MAX_ADDRS) {
+        snprintf(err, errlen, "no target address for the request");
         return NULL;
     }
     cg_h1_req_t *q = cg_calloc(1, sizeof *q);
     q->c = c;
-    memcpy(q->addr, u.addr, sizeof q->addr);
-    memcpy(q->alen, u.alen, sizeof q->alen);
-    q->n_addr = u.n_addr;
-    q->authority = cg_strndup(u.authority, u.authority_len);
+    q->t = u;
     q->body = o->body ? o->body : "";
     q->body_len = o->body ? o->body_len : 0;
     q->cbs = *cbs;
@@ -688,9 +675,9 @@ cg_h1_req_t *cg_h1_start(cg_h1_t *c, const cg_h1_opts_t *o, const cg_h1_cbs_t *c
     cg_buf_t *h = &q->head;
     cg_buf_reserve(h, 256 + o->headers_len);
     cg_buf_puts(h, "POST ");
-    cg_buf_puts(h, *u.path ? u.path : "/");
+    cg_buf_puts(h, *u->path ? u->path : "/");
     cg_buf_puts(h, " HTTP/1.1\r\nHost: ");
-    cg_buf_append(h, u.authority, u.authority_len);
+    cg_buf_append(h, u->authority, u->authority_len);
     if (o->user_agent) {
         cg_buf_puts(h, "\r\nUser-Agent: ");
         cg_buf_puts(h, o->user_agent);

@@ -10,7 +10,8 @@
  * docs/benchmarks.md). What a provider needs from a plain-HTTP upstream is
  * small: one POST with a body, keep-alive, a streamed reply. This client does
  * exactly that and nothing else; TLS (the hosted providers), proxies and host
- * names that need a DNS lookup stay with libcurl (cg_h1_url_ok says which).
+ * names that need a DNS lookup stay with libcurl (cg_h1_target_parse says
+ * which, and its result is what cg_h1_start takes: the URL is parsed once).
  *
  * Connections. One pool per client (per provider actor): idle connections
  * keyed by address, each left in the actor's epoll set so that a request on
@@ -33,6 +34,8 @@
 
 #include "actors/actor.h"
 
+#include <netinet/in.h>
+
 typedef struct cg_h1 cg_h1_t;
 typedef struct cg_h1_req cg_h1_req_t;
 
@@ -43,9 +46,23 @@ typedef struct cg_h1_cbs {
     void (*on_done)(void *ud, int code, const char *msg);
 } cg_h1_cbs_t;
 
+/* A URL this client serves, parsed once (cg_h1_target_parse): its
+ * addresses (localhost: 127.0.0.1, then ::1) and the parts of the request
+ * head. authority and path point into the URL, which must outlive it. */
+#define CG_H1_MAX_ADDRS 2
+
+typedef struct cg_h1_target {
+    struct sockaddr_storage addr[CG_H1_MAX_ADDRS];
+    socklen_t alen[CG_H1_MAX_ADDRS];
+    int n_addr;
+    const char *authority; /* host[:port] as written: the Host header */
+    size_t authority_len;
+    const char *path; /* "" means "/" */
+} cg_h1_target_t;
+
 typedef struct cg_h1_opts {
-    const char *url;     /* http://host[:port]/path, host a numeric IP or localhost */
-    const char *headers; /* extra header lines, each "Name: value\r\n" */
+    const cg_h1_target_t *target; /* borrowed until on_done (or cancel) */
+    const char *headers;          /* extra header lines, each "Name: value\r\n" */
     size_t headers_len;
     const char *user_agent; /* NULL: none */
     const char *body;       /* borrowed until on_done (or cancel) */
@@ -55,7 +72,9 @@ typedef struct cg_h1_opts {
 } cg_h1_opts_t;
 
 /* Whether url is one this client serves: http://, a numeric IPv4 or IPv6
- * host or "localhost", an optional port, no user info. */
+ * host or "localhost", an optional port, no user info. cg_h1_target_parse
+ * also fills *t for cg_h1_start. */
+bool cg_h1_target_parse(const char *url, cg_h1_target_t *t);
 bool cg_h1_url_ok(const char *url);
 
 /* Actor thread. who names the client in log lines. */
@@ -64,8 +83,8 @@ cg_h1_t *cg_h1_new(cg_actor_t *a, const char *who);
  * pooled connections. */
 void cg_h1_free(cg_h1_t *c);
 
-/* Actor thread. Starts a request; NULL with err set if the options are
- * unusable (nothing is called back then). */
+/* Actor thread. Starts a request to a parsed target; NULL with err set if
+ * the options are unusable (nothing is called back then). */
 cg_h1_req_t *cg_h1_start(cg_h1_t *c, const cg_h1_opts_t *o, const cg_h1_cbs_t *cbs, void *ud,
                          char *err, size_t errlen);
 /* Actor thread, not from inside this request's own callbacks: ends the

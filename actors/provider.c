@@ -3,9 +3,10 @@
  * multi handle driven from the actor's own epoll loop, and the built-in
  * HTTP/1.1 client (h1.h) for plain http:// upstreams on the same loop.
  *
- * Two transports. prepare() picks per transfer: cg_h1_url_ok URLs go to the
- * built-in client unless the operator forced libcurl (builtin_client_wanted),
- * everything else to libcurl. Both feed the same on_write and end in the same
+ * Two transports. prepare() picks per transfer: URLs that cg_h1_target_parse
+ * takes (parsed once, kept in the transfer) go to the built-in client unless
+ * the operator forced libcurl (builtin_client_wanted), everything else to
+ * libcurl. Both feed the same on_write and end in the same
  * complete(): the built-in client reports libcurl's error codes, and its
  * on_done may free the transfer at once (the client itself is done with it
  * then; it never calls back from inside cg_h1_start or cg_h1_cancel).
@@ -101,8 +102,9 @@ typedef struct adapter {
 struct xfer {
     prov_t *p;
     xfer_t *prev, *next;
-    CURL *easy;      /* the transfer on libcurl, or ... */
-    cg_h1_req_t *h1; /* ... on the built-in client (plain http://, see h1.h) */
+    CURL *easy;            /* the transfer on libcurl, or ... */
+    cg_h1_req_t *h1;       /* ... on the built-in client (plain http://, see h1.h) */
+    cg_h1_target_t target; /* url parsed for the built-in client (borrowed by it) */
     bool use_h1;
     const adapter_t *ad;
     cg_aid_t owner;
@@ -862,7 +864,7 @@ static int prepare(prov_t *p, xfer_t *x, const char *ref, size_t ref_len, const 
         hdr_add(&hs, pv->headers[i].name, pv->headers[i].value);
     for (size_t i = 0; i < m->n_headers; i++)
         hdr_add(&hs, m->headers[i].name, m->headers[i].value);
-    x->use_h1 = p->h1 && cg_h1_url_ok(x->url);
+    x->use_h1 = p->h1 && cg_h1_target_parse(x->url, &x->target);
     if (x->use_h1)
         hdr_lines(&hs, &x->hlines);
     else
@@ -920,7 +922,7 @@ static void xfer_link(prov_t *p, xfer_t *x)
 static void start_h1(prov_t *p, xfer_t *x, int64_t connect_ms, int64_t total_ms)
 {
     xfer_link(p, x);
-    cg_h1_opts_t o = {.url = x->url,
+    cg_h1_opts_t o = {.target = &x->target,
                       .headers = x->hlines.data,
                       .headers_len = x->hlines.len,
                       .user_agent = "clawgate/" CG_VERSION,

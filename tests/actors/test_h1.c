@@ -319,6 +319,8 @@ static struct {
 typedef struct client {
     cg_h1_t *h1;
     cg_h1_req_t *q;
+    char *url;
+    cg_h1_target_t target;
     bool starting;
     char *body;
     outcome_t cur;
@@ -383,7 +385,12 @@ static void c_handle(cg_actor_t *a, cg_msg_t *m)
             c->body = cg_malloc((size_t)body_len + 1);
             memset(c->body, 'b', (size_t)body_len);
             static const char hdrs[] = "X-Test: yes\r\nContent-Type: application/json\r\n";
-            cg_h1_opts_t o = {.url = url,
+            /* The target points into the URL: keep a copy for the request. */
+            cg_free(c->url);
+            c->url = cg_strdup(url);
+            if (!cg_h1_target_parse(c->url, &c->target))
+                memset(&c->target, 0, sizeof c->target);
+            cg_h1_opts_t o = {.target = &c->target,
                               .headers = hdrs,
                               .headers_len = sizeof hdrs - 1,
                               .user_agent = "clawgate-test",
@@ -425,6 +432,7 @@ static void c_cleanup(cg_actor_t *a)
     if (c->q)
         cg_h1_cancel(c->q);
     cg_h1_free(c->h1);
+    cg_free(c->url);
     cg_free(c->body);
     cg_free(c);
 }
