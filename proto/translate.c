@@ -393,8 +393,8 @@ static size_t next_special(const char *s, size_t n, size_t i)
  * One pass over the bytes, stopping only at the four that can start what it
  * looks for: a chunk is a few hundred bytes, and five memmem/memchr passes
  * (each with its own set-up) cost several times more. Escaped bytes inside
- * strings are text, never keys. *finish_key: where `"finish_reason"`
- * starts, or NULL. */
+ * strings are text, never keys. *finish_key: just past `"finish_reason"`,
+ * or NULL. */
 static bool choices_plain(const xs_t *xs, const char *s, size_t n, const char **finish_key)
 {
     static const char tool_calls[] = "\"tool_calls\"", reasoning[] = "\"reasoning",
@@ -420,7 +420,7 @@ static bool choices_plain(const xs_t *xs, const char *s, size_t n, const char **
             return false;
         if (!*finish_key && left >= sizeof finish - 1 &&
             memcmp(s + i, finish, sizeof finish - 1) == 0)
-            *finish_key = s + i;
+            *finish_key = s + i + sizeof finish - 1;
     }
     return true;
 }
@@ -430,13 +430,10 @@ static bool is_ws(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-/* The value after `"key"` in s (the next ':' and blanks skipped), or NULL. */
-static const char *value_after(const char *s, size_t n, const char *key, size_t klen)
+/* The value of a member whose key ends just before p (the ':' and blanks
+ * skipped), or NULL. */
+static const char *value_after(const char *p, const char *end)
 {
-    const char *p = memmem(s, n, key, klen), *end = s + n;
-    if (!p)
-        return NULL;
-    p += klen;
     while (p < end && is_ws(*p))
         p++;
     if (p >= end || *p != ':')
@@ -533,7 +530,7 @@ static int chat_fast(xs_t *xs, const char *data, size_t len)
                 break;
             }
         }
-        const char *f = fk ? value_after(fk, (size_t)(s + n - fk), "\"finish_reason\"", 15) : NULL;
+        const char *f = fk ? value_after(fk, s + n) : NULL;
         if (f && *f == '"') {
             /* After tool calls the reason may need rewriting ("stop" from
              * servers that do not say "tool_calls"): the decoder decides. */
@@ -692,9 +689,7 @@ static int chat_body_fast(xs_t *xs, const char *body, size_t len, cg_buf_t *out)
     const cg_jmember_t *us = cg_jscan_get(&js, "usage");
     if (us && us->type == CG_JOBJECT)
         chat_usage_scan(xs, body + us->val_off, us->val_len);
-    const char *f = fk ? value_after(fk, (size_t)(body + ch->val_off + ch->val_len - fk),
-                                     "\"finish_reason\"", 15)
-                       : NULL;
+    const char *f = fk ? value_after(fk, body + ch->val_off + ch->val_len) : NULL;
     if (f && *f == '"') {
         const char *q = memchr(f + 1, '"', (size_t)(body + ch->val_off + ch->val_len - f - 1));
         if (q)
