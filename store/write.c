@@ -429,28 +429,27 @@ bool cg_store_writer_in_txn(const cg_store_writer_t *w)
 
 /* ---- one exchange ---- */
 
-/* Is the tenant in the cache (so tenant_id will not insert a row)? */
-static bool tenant_known(const cg_store_writer_t *w, cg_str_t name)
-{
-    if (!name.p)
-        name = cstr("default");
-    for (size_t i = 0; i < w->n_tenants; i++) {
-        if (str_eq(name, w->tenants[i].name))
-            return true;
-    }
-    return false;
-}
-
-static int tenant_id(cg_store_writer_t *w, cg_str_t name, int64_t now_ms, int64_t *id)
+/* The tenant's id from the cache: true, or false if it is not cached (then
+ * tenant_id reads or inserts its row). */
+static bool tenant_cached(const cg_store_writer_t *w, cg_str_t name, int64_t *id)
 {
     if (!name.p)
         name = cstr("default");
     for (size_t i = 0; i < w->n_tenants; i++) {
         if (str_eq(name, w->tenants[i].name)) {
             *id = w->tenants[i].id;
-            return SQLITE_OK;
+            return true;
         }
     }
+    return false;
+}
+
+static int tenant_id(cg_store_writer_t *w, cg_str_t name, int64_t now_ms, int64_t *id)
+{
+    if (tenant_cached(w, name, id))
+        return SQLITE_OK;
+    if (!name.p)
+        name = cstr("default");
     sqlite3_stmt *st = w->st[ST_TENANT_GET];
     bind_str(st, 1, name);
     int rc = sqlite3_step(st);
@@ -752,7 +751,8 @@ int cg_store_writer_apply(cg_store_writer_t *w, const cg_store_rec_t *r, char *e
      * one INSERT, and SQLite backs out a failed statement by itself: no
      * savepoint needed. That is every request without a session key, and
      * it spares two statements (a third of the store's work) per exchange. */
-    if (!r->session_key.p && tenant_known(w, r->tenant))
+    int64_t known;
+    if (!r->session_key.p && tenant_cached(w, r->tenant, &known))
         return apply_inner(w, r, fatal, err, errlen);
     int rc = run(w, ST_SAVEPOINT);
     if (rc != SQLITE_OK) {
