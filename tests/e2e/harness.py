@@ -319,6 +319,10 @@ class Client:
                 piece = r.read1(65536)
                 if not piece:
                     res.clean = True
+                    # A stream sent whole carries a Content-Length; http.client's
+                    # read1 then answers b"" at its end without closing the
+                    # response, and the connection would refuse the next request.
+                    r.close()
                     break
                 res.raw += piece
                 res.data, _ = parse_sse(res.raw)
