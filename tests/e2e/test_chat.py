@@ -125,6 +125,29 @@ def test_stream_passthrough():
     check(r.done and r.clean, "ended cleanly: %r" % r)
 
 
+def test_stream_framing():
+    """A stream whose model is still writing goes out chunked, token by token;
+    one that is complete when the head is due may go out whole, with a length.
+    Either way the client reads the same events."""
+    fake, gw = setup()
+    fake.script({"token_delay": 0.05, "text": "one two three four"})
+    seen = []
+    r = gw.sse("POST", "/v1/chat/completions", chat(stream=True),
+               on_event=lambda res: seen.append(len(res.data)))
+    eq(r.status, 200, "slow stream: status")
+    eq((r.headers.get("transfer-encoding") or "").lower(), "chunked", "slow stream is chunked")
+    check(r.headers.get("content-length") is None, "slow stream has no Content-Length")
+    check(len(set(seen)) > 3, "slow stream arrived in pieces: %r" % seen)
+    slow = r.data
+    r = gw.sse("POST", "/v1/chat/completions", chat(stream=True))
+    eq(r.status, 200, "fast stream: status")
+    eq(r.data, without_usage_chunk(fake.last()["events"]), "fast stream: events verbatim")
+    cl = r.headers.get("content-length")
+    if cl is not None:
+        eq(int(cl), len(r.raw), "whole stream: Content-Length is the body's length")
+    check(r.done and r.clean and slow[-1] == "[DONE]", "both ended cleanly")
+
+
 def test_stream_with_usage():
     fake, gw = setup()
     body = chat(stream=True, stream_options={"include_usage": True})
