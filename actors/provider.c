@@ -804,8 +804,9 @@ static void hdr_lines(hdrs_t *hs, cg_buf_t *out)
 /* Resolve the ref in the current config and copy what the transfer needs.
  * 0, or < 0 with *cls and err set. */
 static int prepare(prov_t *p, xfer_t *x, const char *ref, size_t ref_len, const char *body,
-                   size_t body_len, const int64_t tmo[4], int64_t *connect_ms, int64_t *total_ms,
-                   cg_fail_class_t *cls, char *err, size_t errlen)
+                   size_t body_len, const void *table, size_t table_len, const int64_t tmo[4],
+                   int64_t *connect_ms, int64_t *total_ms, cg_fail_class_t *cls, char *err,
+                   size_t errlen)
 {
     cg_config_t *cfg = cg_snap_acquire(p->config);
     int rc = -1;
@@ -845,11 +846,16 @@ static int prepare(prov_t *p, xfer_t *x, const char *ref, size_t ref_len, const 
     x->tool_text = m->compat.tool_calls_as_text;
     x->xo = (cg_xlate_opts_t){.stream = x->stream,
                               .body_validated = true, /* by the owner (provider.h) */
+                              .body_table = table,
+                              .body_table_len = table_len,
                               .omit_reasoning = x->omit_reasoning,
                               .tool_calls_as_text = m->compat.tool_calls_as_text,
                               .client_usage = x->client_usage,
                               .response_id = x->response_id};
-    if (x->ad->build_body(x, m, body, body_len, &x->body, err, errlen) < 0) {
+    int built = x->ad->build_body(x, m, body, body_len, &x->body, err, errlen);
+    x->xo.body_table = NULL; /* it lives in the REQUEST message */
+    x->xo.body_table_len = 0;
+    if (built < 0) {
         *cls = CG_FAIL_FORMAT;
         goto out;
     }
@@ -949,9 +955,19 @@ static void on_request(prov_t *p, cg_msg_t *m)
     int omit = 0;
     const char *rid = NULL;
     size_t rid_len = 0;
-    int rc = cg_msg_unpack(m, &v, "sbbxiiiiibS", &ref, &ref_len, &stream, &client_usage,
+    const void *table = NULL;
+    size_t table_len = 0;
+    int rc = cg_msg_unpack(m, &v, "sbbxiiiiibSx", &ref, &ref_len, &stream, &client_usage,
+                           (const void **)&body, &body_len, &tmo[0], &tmo[1], &tmo[2], &tmo[3],
+                           &client_api, &omit, &rid, &rid_len, &table, &table_len);
+    if (rc < 0) { /* an owner that sends no member table */
+        cg_msg_view_done(&v);
+        table = NULL;
+        table_len = 0;
+        rc = cg_msg_unpack(m, &v, "sbbxiiiiibS", &ref, &ref_len, &stream, &client_usage,
                            (const void **)&body, &body_len, &tmo[0], &tmo[1], &tmo[2], &tmo[3],
                            &client_api, &omit, &rid, &rid_len);
+    }
     if (rc < 0) { /* an owner that speaks the shorter, chat-only REQUEST */
         cg_msg_view_done(&v);
         rc = cg_msg_unpack(m, &v, "sbbxiiii", &ref, &ref_len, &stream, &client_usage,
@@ -977,8 +993,8 @@ static void on_request(prov_t *p, cg_msg_t *m)
         reject(x, CG_FAIL_UNKNOWN, "provider shutting down");
         goto out;
     }
-    if (prepare(p, x, ref, ref_len, body ? body : "", body_len, tmo, &connect_ms, &total_ms, &cls,
-                err, sizeof err) < 0) {
+    if (prepare(p, x, ref, ref_len, body ? body : "", body_len, table, table_len, tmo, &connect_ms,
+                &total_ms, &cls, err, sizeof err) < 0) {
         reject(x, cls, err);
         goto out;
     }

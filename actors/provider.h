@@ -28,7 +28,11 @@
 enum {
     /* owner -> provider */
     CG_PROV_REQUEST = 100, /* [ref s, stream b, client_usage b, body x,
-                              connect_ms i, first_token_ms i, idle_ms i, total_ms i] */
+                              connect_ms i, first_token_ms i, idle_ms i, total_ms i,
+                              client_api i, omit_reasoning b, response_id S,
+                              member_table x|nil]: the last four optional, in
+                              order; member_table is the owner's
+                              cg_jscan_table_pack of body */
     CG_PROV_CANCEL = 101,  /* req_id in the header; no payload. No reply. */
 
     /* provider -> owner (req_id in the header) */

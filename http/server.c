@@ -93,6 +93,7 @@ typedef struct req {
     bool upstream_done;
     bool client_gone;
     cg_buf_t body;
+    cg_buf_t table; /* the body's member table (cg_jscan_table_pack), for the provider */
     /* complete response */
     unsigned status;
     cg_buf_t resp;
@@ -262,6 +263,7 @@ static void req_free(front_t *f, req_t *r)
     cg_reply_free(r->reply);
     cg_buf_free(&r->reply_json);
     cg_buf_free(&r->body);
+    cg_buf_free(&r->table);
     cg_buf_free(&r->resp);
     cg_buf_free(&r->out);
     cg_free(r);
@@ -1103,11 +1105,11 @@ static bool start_attempt(front_t *f, req_t *r)
         /* Reasoning goes out unless the request or the model's config says
          * final text only (the model setting is the operator's). */
         bool omit = r->omit_reasoning || model->omit_reasoning;
-        cg_msg_t *m =
-            cg_msg_pack(CG_PROV_REQUEST, "sbbxiiiiibs", model->ref, (int)r->stream,
-                        (int)r->client_usage, (const void *)r->body.data, r->body.len,
-                        (int64_t)f->connect_ms, (int64_t)f->first_token_ms, (int64_t)f->idle_ms,
-                        (int64_t)total_ms, (int64_t)r->api, (int)omit, r->response_id);
+        cg_msg_t *m = cg_msg_pack(
+            CG_PROV_REQUEST, "sbbxiiiiibsx", model->ref, (int)r->stream, (int)r->client_usage,
+            (const void *)r->body.data, r->body.len, (int64_t)f->connect_ms,
+            (int64_t)f->first_token_ms, (int64_t)f->idle_ms, (int64_t)total_ms, (int64_t)r->api,
+            (int)omit, r->response_id, (const void *)r->table.data, r->table.len);
         m->req_id = wire_id(r);
         m->sender = m->reply_to = cg_actor_self(f->actor);
         int rc = cg_actor_send(aid, m);
@@ -1511,6 +1513,10 @@ static void dispatch_chat(front_t *f, req_t *r)
         return;
     if (r->session_key && r->stream && !r->reply)
         r->reply = cg_reply_new();
+    /* The provider edits these bytes: hand it the table of the scan above,
+     * unless a session or a chain replaced the body since. */
+    if (r->body.data == js->src)
+        cg_jscan_table_pack(js, &r->table);
     cg_health_t *h = cg_snap_acquire(f->args.health);
     r->n_plan = cg_health_plan(h, r->cfg, model, cg_now_ns(), r->plan, MAX_PLAN);
     if (h)

@@ -883,3 +883,83 @@ const char *cg_jscan_find_quoted(const char *s, size_t n, const char *needle, si
     }
     return NULL;
 }
+
+/* ---- member tables handed between actors ----
+ * Layout (uint32 each, host order): TABLE_MAGIC, len, obj_open, obj_close,
+ * n, then per member key_off, key_len, val_off, val_len, mem_len, type.
+ * mem_off is key_off - 1 (the key's opening quote) and is not stored. */
+
+#define TABLE_MAGIC 0x314a5443u /* "CTJ1" */
+#define TABLE_HEAD 5
+#define TABLE_MEMBER 6
+
+void cg_jscan_table_pack(const cg_jscan_t *js, cg_buf_t *out)
+{
+    if (js->truncated || js->len >= UINT32_MAX)
+        return;
+    uint32_t w[TABLE_HEAD + TABLE_MEMBER * CG_JSCAN_MAX_MEMBERS];
+    size_t k = 0;
+    w[k++] = TABLE_MAGIC;
+    w[k++] = (uint32_t)js->len;
+    w[k++] = (uint32_t)js->obj_open;
+    w[k++] = (uint32_t)js->obj_close;
+    w[k++] = (uint32_t)js->n_members;
+    for (size_t i = 0; i < js->n_members; i++) {
+        const cg_jmember_t *m = &js->members[i];
+        w[k++] = (uint32_t)m->key_off;
+        w[k++] = (uint32_t)m->key_len;
+        w[k++] = (uint32_t)m->val_off;
+        w[k++] = (uint32_t)m->val_len;
+        w[k++] = (uint32_t)m->mem_len;
+        w[k++] = (uint32_t)m->type;
+    }
+    cg_buf_append(out, w, k * sizeof w[0]);
+}
+
+/* Does a value of type t start with byte c? */
+static bool starts_as(cg_jtype_t t, uint8_t c)
+{
+    return t != CG_JNONE && t == type_of(c);
+}
+
+int cg_jscan_table_load(cg_jscan_t *js, const char *src, size_t len, const void *tab, size_t n)
+{
+    uint32_t h[TABLE_HEAD];
+    if (!tab || n < sizeof h || (n - sizeof h) % (TABLE_MEMBER * sizeof h[0]) != 0)
+        return CG_EINVAL;
+    memcpy(h, tab, sizeof h);
+    size_t nm = (n - sizeof h) / (TABLE_MEMBER * sizeof h[0]);
+    const uint8_t *s = (const uint8_t *)src;
+    if (h[0] != TABLE_MAGIC || h[1] != len || h[4] != nm || nm > CG_JSCAN_MAX_MEMBERS ||
+        h[2] >= h[3] || h[3] >= len || s[h[2]] != '{' || s[h[3]] != '}')
+        return CG_EINVAL;
+    js->src = src;
+    js->len = len;
+    js->obj_open = h[2];
+    js->obj_close = h[3];
+    js->truncated = false;
+    js->n_members = 0;
+    const uint8_t *p = (const uint8_t *)tab + sizeof h;
+    size_t floor = h[2] + 1; /* each member starts after the previous one */
+    for (size_t i = 0; i < nm; i++, p += TABLE_MEMBER * sizeof h[0]) {
+        uint32_t w[TABLE_MEMBER];
+        memcpy(w, p, sizeof w);
+        uint64_t key_off = w[0], key_len = w[1], val_off = w[2], val_len = w[3], mem_len = w[4];
+        uint64_t key_end = key_off + key_len, val_end = val_off + val_len;
+        if (key_off < floor + 1 || key_end >= val_off || val_len == 0 || val_end > h[3] ||
+            w[5] > CG_JOBJECT || s[key_off - 1] != '"' || s[key_end] != '"' ||
+            !starts_as((cg_jtype_t)w[5], s[val_off]) || key_off - 1 + mem_len != val_end)
+            return CG_EINVAL;
+        cg_jmember_t *m = &js->members[i];
+        *m = (cg_jmember_t){.key_off = key_off,
+                            .key_len = key_len,
+                            .val_off = val_off,
+                            .val_len = val_len,
+                            .mem_off = key_off - 1,
+                            .mem_len = mem_len,
+                            .type = (cg_jtype_t)w[5]};
+        floor = val_end;
+    }
+    js->n_members = nm;
+    return 0;
+}

@@ -96,4 +96,19 @@ void cg_jscan_apply(const cg_jscan_t *js, const cg_jedit_t *edits, size_t n, cg_
  * their quotes: "\"developer\"", "\"strict\""). NULL if absent or nl < 3. */
 const char *cg_jscan_find_quoted(const char *s, size_t n, const char *needle, size_t nl);
 
+/* A scan's member table as bytes, so an actor that receives the document in a
+ * message can use the table instead of scanning the document again (the http
+ * front validates a body; the provider it hands the body to edits it). Host
+ * byte order: for this process only. Appends nothing for a document of 4 GiB
+ * or more, or a truncated table. */
+void cg_jscan_table_pack(const cg_jscan_t *js, cg_buf_t *out);
+
+/* js as cg_jscan_object would leave it for src[0..len), from a table packed
+ * by cg_jscan_table_pack for those very bytes. Every span is checked to lie
+ * inside src, in order, and to start and end where its kind says (quotes
+ * around keys, a value's first byte of its type, braces at obj_open and
+ * obj_close), so a table that does not fit src cannot make anyone read
+ * outside it. 0, or CG_EINVAL (the caller scans instead). */
+int cg_jscan_table_load(cg_jscan_t *js, const char *src, size_t len, const void *tab, size_t n);
+
 #endif

@@ -47,9 +47,12 @@ const char *cg_xapi_name(cg_xapi_t api); /* "chat.completions", "responses" */
 
 typedef struct cg_xlate_opts {
     /* request */
-    bool stream;         /* what to ask the upstream for (the reply is parsed as that) */
-    bool body_validated; /* the client body passed cg_jscan_object in this process:
-                            scan it again without checking string contents */
+    bool stream;            /* what to ask the upstream for (the reply is parsed as that) */
+    bool body_validated;    /* the client body passed cg_jscan_object in this process:
+                               scan it again without checking string contents */
+    const void *body_table; /* with body_validated: the owner's member table of the
+                               body (cg_jscan_table_pack), used instead of a scan */
+    size_t body_table_len;
     /* reply */
     bool omit_reasoning;     /* x-clawgate-reasoning: omit, or per model/tenant */
     bool tool_calls_as_text; /* parse <tool_call> text (model compat.tool_calls_as_text) */

@@ -16,6 +16,7 @@
 #include "actors/provider.h"
 #include "config/config.h"
 #include "proto/jscan.h"
+#include "proto/translate.h"
 #include "tests/t.h"
 
 #include <arpa/inet.h>
@@ -844,7 +845,9 @@ typedef struct req {
     bool client_usage;
     const char *body; /* NULL: {"model":ref,"messages":[...],"stream":stream} */
     int64_t connect_ms, first_token_ms, idle_ms, total_ms;
-    cg_aid_t reply_to; /* 0: the shared owner */
+    cg_aid_t reply_to;    /* 0: the shared owner */
+    const char *table_of; /* non-NULL: send the member table of this document
+                             (the body itself for a true one), as the http front does */
 } req_t;
 
 static int send_req(cg_aid_t prov, uint64_t id, const req_t *r)
@@ -853,9 +856,22 @@ static int send_req(cg_aid_t prov, uint64_t id, const req_t *r)
                          : cg_sprintf("{\"model\":\"%s\",\"messages\":[{\"role\":\"user\","
                                       "\"content\":\"hi\"}],\"stream\":%s}",
                                       r->ref, r->stream ? "true" : "false");
-    cg_msg_t *m = cg_msg_pack(CG_PROV_REQUEST, "sbbxiiii", r->ref, (int)r->stream,
-                              (int)r->client_usage, (const void *)body, strlen(body), r->connect_ms,
-                              r->first_token_ms, r->idle_ms, r->total_ms);
+    cg_msg_t *m;
+    if (r->table_of) {
+        cg_jscan_t js;
+        cg_buf_t tab = {0};
+        T_EQ_INT(cg_jscan_object(&js, r->table_of, strlen(r->table_of), 64, NULL), 0);
+        cg_jscan_table_pack(&js, &tab);
+        m = cg_msg_pack(CG_PROV_REQUEST, "sbbxiiiiibsx", r->ref, (int)r->stream,
+                        (int)r->client_usage, (const void *)body, strlen(body), r->connect_ms,
+                        r->first_token_ms, r->idle_ms, r->total_ms, (int64_t)CG_XAPI_CHAT, 0,
+                        "chatcmpl-t", (const void *)tab.data, tab.len);
+        cg_buf_free(&tab);
+    } else {
+        m = cg_msg_pack(CG_PROV_REQUEST, "sbbxiiii", r->ref, (int)r->stream, (int)r->client_usage,
+                        (const void *)body, strlen(body), r->connect_ms, r->first_token_ms,
+                        r->idle_ms, r->total_ms);
+    }
     free(body);
     m->req_id = id;
     m->reply_to = r->reply_to ? r->reply_to : owner;
@@ -887,6 +903,30 @@ static cg_aid_t prov_local;
 
 /* ======================================================================== */
 /* tests                                                                    */
+
+/* The owner's member table of the body is used instead of a scan; a table
+ * that does not fit the body (a different document of the same length) is
+ * refused and the body scanned: the upstream gets the same bytes either way. */
+static void test_member_table_handed_over(void)
+{
+    static const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+                              "\"model\":\"fast\",\"temperature\":0.5}";
+    static const char *other = "{\"model\":\"fast\",\"temperature\":0.5,\"messages\":"
+                               "[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    T_EQ_INT(strlen(body), strlen(other));
+    const char *tables[] = {body, other};
+    for (size_t i = 0; i < 2; i++) {
+        int before = srv_n_recs();
+        req_t r = {.ref = "fast", .body = body, .table_of = tables[i]};
+        ev_t e = run(prov_local, &r, NULL);
+        T_EQ_INT(e.type, CG_PROV_DONE);
+        T_EQ_INT(e.status, 200);
+        int ri = srv_wait_model("m-json", before);
+        T_ASSERT(ri >= 0);
+        T_EQ_STR(srv_rec(ri)->body, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+                                    "\"model\":\"m-json\",\"temperature\":0.5}");
+    }
+}
 
 static void test_nonstream_json(void)
 {
@@ -1527,6 +1567,7 @@ static void run_suite(const char *client)
     setenv("CLAWGATE_HTTP_CLIENT", client, 1);
     prov_local = spawn_provider(&local_args);
     T_RUN(test_nonstream_json);
+    T_RUN(test_member_table_handed_over);
     T_RUN(test_stream_usage_stripped);
     T_RUN(test_stream_usage_kept);
     T_RUN(test_stream_without_usage_compat);

@@ -20,6 +20,8 @@
 #define cg_json_quote port_json_quote
 #define cg_jscan_apply port_jscan_apply
 #define cg_jscan_find_quoted port_jscan_find_quoted
+#define cg_jscan_table_pack port_jscan_table_pack
+#define cg_jscan_table_load port_jscan_table_load
 #include "proto/jscan.c"
 #undef cg_jscan_object
 #undef cg_jscan_object_trusted
@@ -29,6 +31,8 @@
 #undef cg_json_quote
 #undef cg_jscan_apply
 #undef cg_jscan_find_quoted
+#undef cg_jscan_table_pack
+#undef cg_jscan_table_load
 #undef CG_JSCAN_NO_SIMD
 
 #define DEPTH 64
@@ -877,6 +881,105 @@ static void test_find_quoted(void)
     T_ASSERT(cg_jscan_find_quoted("\"x\"", 3, "\"x\"", 3) != NULL);
 }
 
+/* A packed member table restores exactly the scan it came from; a table that
+ * does not fit the bytes (another document, any word changed, cut short) is
+ * refused or stays inside them (ASan), never trusted blindly. */
+static void table_round_trip(const char *doc, size_t len)
+{
+    cg_jscan_t a, b;
+    cg_jerr_t err;
+    T_EQ_INT(cg_jscan_object(&a, doc, len, DEPTH, &err), 0);
+    cg_buf_t tab = {0};
+    cg_jscan_table_pack(&a, &tab);
+    T_ASSERT(tab.len > 0);
+    memset(&b, 0xab, sizeof b);
+    T_EQ_INT(cg_jscan_table_load(&b, doc, len, tab.data, tab.len), 0);
+    T_EQ_INT(b.n_members, a.n_members);
+    T_EQ_INT(b.obj_open, a.obj_open);
+    T_EQ_INT(b.obj_close, a.obj_close);
+    T_EQ_INT(b.len, len);
+    T_ASSERT(!b.truncated);
+    for (size_t k = 0; k < a.n_members; k++)
+        T_ASSERT(same_member(&a.members[k], &b.members[k]));
+    /* Edits through the loaded table write what edits through the scan do. */
+    cg_jedit_t ed[2] = {{.key = "model", .raw = "\"x/y\"", .raw_len = 5},
+                        {.key = "zz_new", .raw = "1", .raw_len = 1}};
+    cg_buf_t oa = {0}, ob = {0};
+    cg_jscan_apply(&a, ed, 2, &oa);
+    cg_jscan_apply(&b, ed, 2, &ob);
+    T_EQ_INT(oa.len, ob.len);
+    T_ASSERT(oa.len == ob.len && memcmp(oa.data, ob.data, oa.len) == 0);
+    cg_buf_free(&oa);
+    cg_buf_free(&ob);
+    /* Not these bytes: a shorter or a shifted document. */
+    T_EQ_INT(cg_jscan_table_load(&b, doc, len - 1, tab.data, tab.len), CG_EINVAL);
+    char *shifted = cg_malloc(len + 1);
+    shifted[0] = ' ';
+    memcpy(shifted + 1, doc, len - 1);
+    T_EQ_INT(cg_jscan_table_load(&b, shifted, len, tab.data, tab.len), CG_EINVAL);
+    cg_free(shifted);
+    /* Cut short at every length, and every word bent: refused, or loaded
+     * with every span inside the document. */
+    for (size_t cut = 0; cut < tab.len; cut++)
+        T_EQ_INT(cg_jscan_table_load(&b, doc, len, tab.data, cut), CG_EINVAL);
+    uint32_t *w = (uint32_t *)(void *)tab.data;
+    static const uint32_t bends[] = {1, 0xffffffffu, 0x80000000u, 2};
+    for (size_t i = 0; i < tab.len / 4; i++) {
+        uint32_t keep = w[i];
+        for (size_t j = 0; j < CG_ARRAY_LEN(bends); j++) {
+            w[i] = keep + bends[j];
+            if (cg_jscan_table_load(&b, doc, len, tab.data, tab.len) == 0) {
+                for (size_t k = 0; k < b.n_members; k++) {
+                    const cg_jmember_t *m = &b.members[k];
+                    T_ASSERT(m->key_off + m->key_len < len);
+                    T_ASSERT(m->val_off + m->val_len <= len);
+                    T_ASSERT(m->mem_off + m->mem_len <= len);
+                    cg_buf_t o = {0};
+                    cg_jscan_apply(&b, ed, 2, &o);
+                    cg_buf_free(&o);
+                }
+            }
+        }
+        w[i] = keep;
+    }
+    cg_buf_free(&tab);
+}
+
+static void test_member_table(void)
+{
+    static const char *docs[] = {
+        "{}",
+        " { \"a\" : 1 , \"b\":[1,{\"c\":\"}\"}],\"model\":\"m\" } ",
+        "{\"k\\\"ey\":[\"]\",{\"}\":\"{\"}],\"z\":null,\"t\":true,\"f\":false,\"n\":-1.5e3}",
+    };
+    for (size_t i = 0; i < CG_ARRAY_LEN(docs); i++)
+        table_round_trip(docs[i], strlen(docs[i]));
+    for (size_t f = 0; f < CG_ARRAY_LEN(FIXTURES); f++) {
+        char *path = fixture_path(FIXTURES[f]);
+        size_t len;
+        char *text = read_file(path, &len);
+        T_ASSERTF(text != NULL, "cannot read %s", path);
+        table_round_trip(text, len);
+        cg_free(text);
+        cg_free(path);
+    }
+    /* Nothing to hand over for a table that is not whole. */
+    cg_buf_t big = {0};
+    cg_buf_puts(&big, "{");
+    for (int i = 0; i < CG_JSCAN_MAX_MEMBERS + 1; i++)
+        cg_buf_printf(&big, "%s\"k%d\":%d", i ? "," : "", i, i);
+    cg_buf_puts(&big, "}");
+    cg_jscan_t js;
+    cg_jerr_t err;
+    T_EQ_INT(cg_jscan_object(&js, big.data, big.len, DEPTH, &err), 0);
+    T_ASSERT(js.truncated);
+    cg_buf_t tab = {0};
+    cg_jscan_table_pack(&js, &tab);
+    T_EQ_INT(tab.len, 0);
+    T_EQ_INT(cg_jscan_table_load(&js, big.data, big.len, NULL, 0), CG_EINVAL);
+    cg_buf_free(&big);
+}
+
 int main(void)
 {
     T_RUN(test_find_quoted);
@@ -893,5 +996,6 @@ int main(void)
     T_RUN(test_fixture_round_trips);
     T_RUN(test_trusted_scan);
     T_RUN(test_simd_matches_portable);
+    T_RUN(test_member_table);
     T_DONE();
 }
