@@ -8,6 +8,9 @@
  * - cg_jscan_object and cg_jscan_validate agree on objects, and every
  *   recorded member's value span is itself valid JSON, in order, in bounds;
  * - cg_jscan_find_quoted returns what memmem returns;
+ * - the SIMD string loop (64-byte blocks) and the portable one (a copy of
+ *   the scanner built with CG_JSCAN_NO_SIMD) give the same verdict, error
+ *   offset and message, and the same members;
  * - editing an accepted body (set "model", delete one member, add one)
  *   yields a document cg_jscan_object accepts, that json-c parses, where
  *   "model" has the new value and the deleted key is gone.
@@ -16,6 +19,28 @@
 
 #include <json.h>
 #include <stdint.h>
+
+/* A second copy of the scanner with the portable string loop under other
+ * names (as tests/proto/test_jscan.c does), to compare the two. */
+#define CG_JSCAN_NO_SIMD 1
+#define cg_jscan_object port_jscan_object
+#define cg_jscan_object_trusted port_jscan_object_trusted
+#define cg_jscan_validate port_jscan_validate
+#define cg_jscan_get port_jscan_get
+#define cg_jscan_string port_jscan_string
+#define cg_json_quote port_json_quote
+#define cg_jscan_apply port_jscan_apply
+#define cg_jscan_find_quoted port_jscan_find_quoted
+#include "proto/jscan.c"
+#undef cg_jscan_object
+#undef cg_jscan_object_trusted
+#undef cg_jscan_validate
+#undef cg_jscan_get
+#undef cg_jscan_string
+#undef cg_json_quote
+#undef cg_jscan_apply
+#undef cg_jscan_find_quoted
+#undef CG_JSCAN_NO_SIMD
 
 #define DEPTH 64
 
@@ -118,22 +143,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(cg_jscan_find_quoted(s + 1, size - 1, nd, nl) == memmem(s + 1, size - 1, nd, nl));
         check(cg_jscan_find_quoted(s, size, "\"developer\"", 11) ==
               memmem(s, size, "\"developer\"", 11));
+        check(port_jscan_find_quoted(s + 1, size - 1, nd, nl) == memmem(s + 1, size - 1, nd, nl));
     }
-    cg_jerr_t err = {0};
+    cg_jerr_t err = {0}, perr = {0};
     int v = cg_jscan_validate(s, size, DEPTH, &err);
     check(v == 0 || (v == CG_EINVAL && err.offset <= size && err.msg[0]));
+    check(port_jscan_validate(s, size, DEPTH, &perr) == v);
+    check(v == 0 || (perr.offset == err.offset && strcmp(perr.msg, err.msg) == 0));
     if (v == 0) {
         check(jc_ok(s, size));
     }
 
-    cg_jscan_t js;
+    cg_jscan_t js, pjs;
     int r = cg_jscan_object(&js, s, size, DEPTH, &err);
+    check(port_jscan_object(&pjs, s, size, DEPTH, &perr) == r);
+    if (r != 0) {
+        check(perr.offset == err.offset && strcmp(perr.msg, err.msg) == 0);
+    } else {
+        check(pjs.n_members == js.n_members && pjs.truncated == js.truncated &&
+              pjs.obj_open == js.obj_open && pjs.obj_close == js.obj_close);
+        for (size_t k = 0; k < js.n_members; k++)
+            check(same_member(&pjs.members[k], &js.members[k]));
+    }
     /* The trusted scan reads nothing outside the input whatever it is, and
      * on a valid document finds exactly the same members. */
     cg_jscan_t jt;
     cg_jerr_t terr = {0};
     int t = cg_jscan_object_trusted(&jt, s, size, DEPTH, &terr);
     check(t == 0 || (t == CG_EINVAL && terr.offset <= size));
+    cg_jscan_t pjt;
+    cg_jerr_t pterr = {0};
+    check(port_jscan_object_trusted(&pjt, s, size, DEPTH, &pterr) == t);
+    check(t == 0 || (pterr.offset == terr.offset && strcmp(pterr.msg, terr.msg) == 0));
     if (r == 0) {
         check(t == 0 && jt.n_members == js.n_members && jt.truncated == js.truncated &&
               jt.obj_open == js.obj_open && jt.obj_close == js.obj_close);

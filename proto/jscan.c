@@ -10,14 +10,22 @@
  *
  * Where the time goes: request bodies are mostly string bytes (a 26 KB
  * system prompt in a 36 KB body), so the string body loop is the one that
- * matters. It asks of 16 bytes at a time (SSE2; 8 with SWAR integer
- * arithmetic where SSE2 is missing) "is any byte a quote, a backslash, a
- * control character or non-ASCII?"; plain ASCII text costs a few
- * instructions per 16 bytes (3.5x the SWAR loop's speed on plain ASCII). The first
- * interesting byte is found with a count of trailing zeros (little-endian
- * only; big-endian machines take the byte loop) and handled byte-wise:
- * escapes are checked (\u surrogates must pair), UTF-8 is validated by the
- * RFC 3629 table (no overlongs, no surrogates, nothing above U+10FFFF).
+ * matters. Up to a string's first backslash it asks of 16 bytes at a time
+ * (SSE2; 8 with SWAR integer arithmetic where SSE2 is missing) "is any byte
+ * a quote, a backslash, a control character or non-ASCII?"; keys and short
+ * values end there. From a backslash on, with SSE2 and 64 bytes left, it
+ * takes 64-byte blocks as two bitmasks (backslashes; quotes, control and
+ * non-ASCII bytes): the escaped bytes follow from the backslash runs by bit
+ * arithmetic, carried across block edges, and the simple escapes (\n, \"
+ * ...) are checked through their bits and passed over. A prompt with an
+ * escape every 50 bytes so no longer leaves and re-enters the loop at each
+ * one (the 36 KB OpenClaw body: 5.5 -> 3.8 us). Whatever stops either loop
+ * (the closing quote, a \u escape, a bad escape, a control or non-ASCII
+ * byte) is found with a count of trailing zeros (little-endian only;
+ * big-endian machines take the byte loop) and handled byte-wise, so errors
+ * and their offsets are the byte loop's whichever loop ran: escapes are
+ * checked (\u surrogates must pair), UTF-8 is validated by the RFC 3629
+ * table (no overlongs, no surrogates, nothing above U+10FFFF).
  *
  * Strictness: RFC 8259 exactly — no comments, trailing commas, single
  * quotes, leading zeros, NaN/Infinity, or bytes after the value other than
@@ -154,6 +162,98 @@ static inline const uint8_t *skip_plain(const uint8_t *p, const uint8_t *end)
     return p;
 }
 
+#if defined(__SSE2__) && !defined(CG_JSCAN_NO_SIMD)
+#define JSCAN_BLOCKS 1
+
+/* The escapes the block loop passes over: all but \u, which needs its hex
+ * digits and surrogate pairing checked byte-wise. */
+static const uint8_t simple_escape[256] = {
+    ['"'] = 1, ['\\'] = 1, ['/'] = 1, ['b'] = 1, ['f'] = 1, ['n'] = 1, ['r'] = 1, ['t'] = 1,
+};
+
+/* One 16-byte chunk: bit i of *bs set iff byte i is a backslash, of *qs iff
+ * it is a quote, a control byte or non-ASCII (the bytes that end the string
+ * or need the byte loop when not escaped). */
+static inline void chunk_masks(const uint8_t *p, unsigned *bs, unsigned *qs)
+{
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20);
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    /* Signed compare: < 0x20 also catches every byte >= 0x80. */
+    __m128i s = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmplt_epi8(v, space));
+    *bs = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, bslash));
+    *qs = (unsigned)_mm_movemask_epi8(s);
+}
+
+/* The same for the 64 bytes at p, as one bit per byte. */
+static inline void block_masks(const uint8_t *p, uint64_t *bs, uint64_t *qs)
+{
+    unsigned b0, b1, b2, b3, q0, q1, q2, q3;
+    chunk_masks(p, &b0, &q0);
+    chunk_masks(p + 16, &b1, &q1);
+    chunk_masks(p + 32, &b2, &q2);
+    chunk_masks(p + 48, &b3, &q3);
+    *bs = b0 | (uint64_t)b1 << 16 | (uint64_t)b2 << 32 | (uint64_t)b3 << 48;
+    *qs = q0 | (uint64_t)q1 << 16 | (uint64_t)q2 << 32 | (uint64_t)q3 << 48;
+}
+
+/* The escaped bytes of a 64-byte block: those right after a run of
+ * backslashes of odd length. *carry is 1 when byte 0 is escaped by a run
+ * that ended the previous block; on return, whether this block's last run
+ * escapes the next block's byte 0.
+ *
+ * Adding a run's lowest bit to the backslash mask clears the run and sets
+ * the bit just after it; the run's length is odd exactly when that bit's
+ * position has the other parity than the run's start. Runs that start on
+ * even and on odd positions are added separately so each sum can be kept
+ * to the positions of the right parity. A run that reaches bit 63 carries
+ * out of the sum: its "next" position is 64, even, so it escapes the next
+ * block's byte 0 iff it started on an odd position. */
+static inline uint64_t escaped_bytes(uint64_t bs, uint64_t *carry)
+{
+    const uint64_t even = 0x5555555555555555ULL;
+    uint64_t in = *carry;
+    bs &= ~in; /* an escaped backslash starts no escape */
+    uint64_t starts = bs & ~(bs << 1);
+    uint64_t after_even, after_odd;
+    (void)__builtin_add_overflow(bs, starts & even, &after_even);
+    *carry = __builtin_add_overflow(bs, starts & ~even, &after_odd);
+    return (after_even & ~bs & ~even) | (after_odd & ~bs & even) | in;
+}
+
+/* The first byte at or after p (which is not itself escaped) that the
+ * string loop must look at: an unescaped quote, control or non-ASCII byte,
+ * or the backslash of an escape other than the simple ones. 64 bytes per
+ * step while 64 remain, as bitmasks, so a prompt full of \n and \" costs no
+ * exits from the loop; the tail goes to skip_plain. Never returns an
+ * escaped byte: a block edge inside an escape backs up to its backslash. */
+static inline const uint8_t *skip_plain_blocks(const uint8_t *p, const uint8_t *end)
+{
+    /* Keys and short values end within 16 bytes, before any escape: the
+     * 16-byte loop costs them less than a block would. */
+    p = skip_plain(p, end);
+    if (end - p < 64 || *p != '\\')
+        return p;
+    uint64_t carry = 0;
+    while (end - p >= 64) {
+        uint64_t bs, qs;
+        block_masks(p, &bs, &qs);
+        uint64_t esc = escaped_bytes(bs, &carry);
+        uint64_t stop = qs & ~esc;
+        /* Only the escapes before the first stop belong to this string. */
+        for (uint64_t e = esc & (stop - 1) & ~stop; e; e &= e - 1) {
+            unsigned i = (unsigned)__builtin_ctzll(e);
+            if (!simple_escape[p[i]])
+                return p + i - 1; /* i == 0: the backslash ended the last block */
+        }
+        if (stop)
+            return p + __builtin_ctzll(stop);
+        p += 64;
+    }
+    return skip_plain(p - carry, end);
+}
+#endif
+
 /* Trusted input (validated once already): find the closing quote only. A
  * quote ends the string when an even number of backslashes precedes it; the
  * run cannot reach back past p, which follows the opening quote or an
@@ -185,7 +285,11 @@ static inline const uint8_t *scan_string(const uint8_t *base, const uint8_t *p, 
 {
     const uint8_t *open = p - 1;
     for (;;) {
+#ifdef JSCAN_BLOCKS
+        p = skip_plain_blocks(p, end);
+#else
         p = skip_plain(p, end);
+#endif
         if (p >= end) {
             fail(err, base, open, "unterminated string");
             return NULL;
