@@ -19,13 +19,18 @@
  * arithmetic, carried across block edges, and the simple escapes (\n, \"
  * ...) are checked through their bits and passed over. A prompt with an
  * escape every 50 bytes so no longer leaves and re-enters the loop at each
- * one (the 36 KB OpenClaw body: 5.5 -> 3.8 us). Whatever stops either loop
- * (the closing quote, a \u escape, a bad escape, a control or non-ASCII
- * byte) is found with a count of trailing zeros (little-endian only;
- * big-endian machines take the byte loop) and handled byte-wise, so errors
- * and their offsets are the byte loop's whichever loop ran: escapes are
- * checked (\u surrogates must pair), UTF-8 is validated by the RFC 3629
- * table (no overlongs, no surrogates, nothing above U+10FFFF).
+ * one (the 36 KB OpenClaw body: 5.5 -> 3.8 us). Where the CPU has AVX2
+ * (checked once at start-up; the build targets plain x86-64) the masks come
+ * from two 32-byte loads instead of four 16-byte ones (3.8 -> 3.55 us), and
+ * cg_jscan_find_quoted looks at 32 candidates a step (2.2 -> 1.0 us on the
+ * same body). The trusted scan stays with memchr: blocks did not beat it.
+ *
+ * Whatever stops either loop (the closing quote, a \u escape, a bad escape,
+ * a control or non-ASCII byte) is found with a count of trailing zeros
+ * (little-endian only; big-endian machines take the byte loop) and handled
+ * byte-wise, so errors and their offsets are the byte loop's whichever loop
+ * ran: escapes are checked (\u surrogates must pair), UTF-8 is validated by
+ * the RFC 3629 table (no overlongs, no surrogates, nothing above U+10FFFF).
  *
  * Strictness: RFC 8259 exactly — no comments, trailing commas, single
  * quotes, leading zeros, NaN/Infinity, or bytes after the value other than
@@ -41,6 +46,13 @@
 
 #if defined(__SSE2__) && !defined(CG_JSCAN_NO_SIMD)
 #include <emmintrin.h>
+/* AVX2 variants of the hot loops, picked at run time: the build targets
+ * plain x86-64, so the compiler may use AVX2 only in functions marked for
+ * it, and they run only where the CPU has it (have_avx2). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define JSCAN_AVX2 1
+#include <immintrin.h>
+#endif
 #endif
 
 /* Deepest nesting any caller may ask for: the bit stack lives on the C
@@ -186,7 +198,7 @@ static inline void chunk_masks(const uint8_t *p, unsigned *bs, unsigned *qs)
 }
 
 /* The same for the 64 bytes at p, as one bit per byte. */
-static inline void block_masks(const uint8_t *p, uint64_t *bs, uint64_t *qs)
+static inline void block_masks_sse2(const uint8_t *p, uint64_t *bs, uint64_t *qs)
 {
     unsigned b0, b1, b2, b3, q0, q1, q2, q3;
     chunk_masks(p, &b0, &q0);
@@ -221,23 +233,21 @@ static inline uint64_t escaped_bytes(uint64_t bs, uint64_t *carry)
     return (after_even & ~bs & ~even) | (after_odd & ~bs & even) | in;
 }
 
-/* The first byte at or after p (which is not itself escaped) that the
- * string loop must look at: an unescaped quote, control or non-ASCII byte,
- * or the backslash of an escape other than the simple ones. 64 bytes per
- * step while 64 remain, as bitmasks, so a prompt full of \n and \" costs no
- * exits from the loop; the tail goes to skip_plain. Never returns an
- * escaped byte: a block edge inside an escape backs up to its backslash. */
-static inline const uint8_t *skip_plain_blocks(const uint8_t *p, const uint8_t *end)
+/* From p (not itself escaped) to the first byte that the string loop must
+ * look at: an unescaped quote, control or non-ASCII byte, or the backslash
+ * of an escape other than the simple ones. 64 bytes per step while 64
+ * remain, with masks() making the bitmasks; the tail goes to skip_plain.
+ * Never returns an escaped byte: a block edge inside an escape backs up to
+ * its backslash. Always inlined, so that each caller's masks() is inlined
+ * too, built for that caller's instruction set. */
+static inline __attribute__((always_inline)) const uint8_t *
+block_loop(const uint8_t *p, const uint8_t *end,
+           void (*masks)(const uint8_t *, uint64_t *, uint64_t *))
 {
-    /* Keys and short values end within 16 bytes, before any escape: the
-     * 16-byte loop costs them less than a block would. */
-    p = skip_plain(p, end);
-    if (end - p < 64 || *p != '\\')
-        return p;
     uint64_t carry = 0;
     while (end - p >= 64) {
         uint64_t bs, qs;
-        block_masks(p, &bs, &qs);
+        masks(p, &bs, &qs);
         uint64_t esc = escaped_bytes(bs, &carry);
         uint64_t stop = qs & ~esc;
         /* Only the escapes before the first stop belong to this string. */
@@ -252,7 +262,97 @@ static inline const uint8_t *skip_plain_blocks(const uint8_t *p, const uint8_t *
     }
     return skip_plain(p - carry, end);
 }
+
+#ifdef JSCAN_AVX2
+/* Set once at start-up, before any thread scans, and never written again. */
+static bool have_avx2;
+
+__attribute__((constructor)) static void detect_avx2(void)
+{
+    __builtin_cpu_init(); /* required when called from a constructor */
+    have_avx2 = __builtin_cpu_supports("avx2");
+}
+
+/* block_masks_sse2 with two 32-byte loads: half the instructions, and the
+ * three-operand forms spare the register copies SSE2 needs. */
+__attribute__((target("avx2"))) static inline void block_masks_avx2(const uint8_t *p, uint64_t *bs,
+                                                                    uint64_t *qs)
+{
+    const __m256i quote = _mm256_set1_epi8('"'), bslash = _mm256_set1_epi8('\\');
+    const __m256i space = _mm256_set1_epi8(0x20);
+    __m256i lo = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    __m256i hi = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32));
+    /* Signed compare, as in chunk_masks: 0x20 > byte for controls and non-ASCII. */
+    __m256i slo = _mm256_or_si256(_mm256_cmpeq_epi8(lo, quote), _mm256_cmpgt_epi8(space, lo));
+    __m256i shi = _mm256_or_si256(_mm256_cmpeq_epi8(hi, quote), _mm256_cmpgt_epi8(space, hi));
+    uint32_t blo = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, bslash));
+    uint32_t bhi = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, bslash));
+    *bs = blo | (uint64_t)bhi << 32;
+    *qs = (uint32_t)_mm256_movemask_epi8(slo) | (uint64_t)(uint32_t)_mm256_movemask_epi8(shi) << 32;
+}
+
+__attribute__((target("avx2"), noinline)) static const uint8_t *block_loop_avx2(const uint8_t *p,
+                                                                                const uint8_t *end)
+{
+    return block_loop(p, end, block_masks_avx2);
+}
+
+/* cg_jscan_find_quoted's SSE2 loop, 32 candidates a step: the first match
+ * starting before *next on return, or NULL. */
+__attribute__((target("avx2"))) static const char *
+find_quoted_avx2(const char *s, size_t n, const char *needle, size_t nl, size_t *next)
+{
+    const __m256i f = _mm256_set1_epi8(needle[0]), sec = _mm256_set1_epi8(needle[1]),
+                  last = _mm256_set1_epi8(needle[nl - 1]);
+    size_t i = 0;
+    for (; i + nl - 1 + 32 <= n; i += 32) {
+        __m256i a =
+            _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(const void *)(s + i)), f);
+        __m256i b =
+            _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(const void *)(s + i + 1)), sec);
+        __m256i c = _mm256_cmpeq_epi8(
+            _mm256_loadu_si256((const __m256i *)(const void *)(s + i + nl - 1)), last);
+        uint32_t mask = (uint32_t)_mm256_movemask_epi8(_mm256_and_si256(_mm256_and_si256(a, b), c));
+        while (mask) {
+            size_t k = i + (size_t)__builtin_ctz(mask);
+            if (memcmp(s + k + 1, needle + 1, nl - 2) == 0)
+                return s + k;
+            mask &= mask - 1;
+        }
+    }
+    *next = i;
+    return NULL;
+}
 #endif
+
+/* The first byte at or after p that the string loop must look at (see
+ * skip_plain and block_loop). */
+static inline const uint8_t *skip_plain_blocks(const uint8_t *p, const uint8_t *end)
+{
+    /* Keys and short values end within 16 bytes, before any escape: the
+     * 16-byte loop costs them less than a block would. */
+    p = skip_plain(p, end);
+    if (end - p < 64 || *p != '\\')
+        return p;
+#ifdef JSCAN_AVX2
+    if (have_avx2)
+        return block_loop_avx2(p, end);
+#endif
+    return block_loop(p, end, block_masks_sse2);
+}
+#endif
+
+bool cg_jscan_use_avx2(bool on)
+{
+#ifdef JSCAN_AVX2
+    __builtin_cpu_init();
+    have_avx2 = on && __builtin_cpu_supports("avx2");
+    return have_avx2;
+#else
+    (void)on;
+    return false;
+#endif
+}
 
 /* Trusted input (validated once already): find the closing quote only. A
  * quote ends the string when an even number of backslashes precedes it; the
@@ -950,15 +1050,22 @@ void cg_jscan_apply(const cg_jscan_t *js, const cg_jedit_t *edits, size_t n, cg_
 }
 
 /* memmem for a needle of at least three bytes (see jscan.h). With SSE2, sixteen candidate positions
- * a step: a position is looked at only if its first, second and last bytes match the needle's,
- * which in JSON (quote-dense where tools are) leaves almost none; the 36 KB OpenClaw request is
- * crossed in a few thousand instructions instead of one memchr/memcmp call pair per quote. Same
- * matches as memmem. */
+ * a step (32 with AVX2): a position is looked at only if its first, second and last bytes match the
+ * needle's, which in JSON (quote-dense where tools are) leaves almost none; the 36 KB OpenClaw
+ * request is crossed in a few thousand instructions instead of one memchr/memcmp call pair per
+ * quote. Same matches as memmem. */
 const char *cg_jscan_find_quoted(const char *s, size_t n, const char *needle, size_t nl)
 {
     if (nl < 3 || n < nl)
         return NULL;
     size_t i = 0;
+#ifdef JSCAN_AVX2
+    if (have_avx2) {
+        const char *hit = find_quoted_avx2(s, n, needle, nl, &i);
+        if (hit)
+            return hit;
+    }
+#endif
 #if defined(__SSE2__) && !defined(CG_JSCAN_NO_SIMD)
     const __m128i f = _mm_set1_epi8(needle[0]), sec = _mm_set1_epi8(needle[1]),
                   last = _mm_set1_epi8(needle[nl - 1]);

@@ -96,4 +96,9 @@ void cg_jscan_apply(const cg_jscan_t *js, const cg_jedit_t *edits, size_t n, cg_
  * their quotes: "\"developer\"", "\"strict\""). NULL if absent or nl < 3. */
 const char *cg_jscan_find_quoted(const char *s, size_t n, const char *needle, size_t nl);
 
+/* For tests and benchmarks: let the scans use their AVX2 loops where the
+ * CPU has AVX2 (on, the default) or keep them to SSE2 (off). Returns whether
+ * AVX2 is now used. Not thread-safe: call while nothing scans. */
+bool cg_jscan_use_avx2(bool on);
+
 #endif

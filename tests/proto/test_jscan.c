@@ -20,6 +20,7 @@
 #define cg_json_quote port_json_quote
 #define cg_jscan_apply port_jscan_apply
 #define cg_jscan_find_quoted port_jscan_find_quoted
+#define cg_jscan_use_avx2 port_jscan_use_avx2
 #include "proto/jscan.c"
 #undef cg_jscan_object
 #undef cg_jscan_object_trusted
@@ -29,6 +30,7 @@
 #undef cg_json_quote
 #undef cg_jscan_apply
 #undef cg_jscan_find_quoted
+#undef cg_jscan_use_avx2
 #undef CG_JSCAN_NO_SIMD
 
 #define DEPTH 64
@@ -1144,9 +1146,20 @@ static void test_find_quoted(void)
     T_ASSERT(cg_jscan_find_quoted("\"x\"", 3, "\"x\"", 3) != NULL);
 }
 
-int main(void)
+/* The tests of the SIMD loops against the portable copy. */
+static void run_simd_tests(void)
 {
     T_RUN(test_find_quoted);
+    T_RUN(test_simd_matches_portable);
+    T_RUN(test_block_inserts);
+    T_RUN(test_block_backslash_runs);
+    T_RUN(test_block_edges);
+    T_RUN(test_block_truncations);
+    T_RUN(test_block_random);
+}
+
+int main(void)
+{
     T_RUN(test_valid_documents);
     T_RUN(test_invalid_documents);
     T_RUN(test_string_boundaries);
@@ -1159,11 +1172,16 @@ int main(void)
     T_RUN(test_truncated_members);
     T_RUN(test_fixture_round_trips);
     T_RUN(test_trusted_scan);
-    T_RUN(test_simd_matches_portable);
-    T_RUN(test_block_inserts);
-    T_RUN(test_block_backslash_runs);
-    T_RUN(test_block_edges);
-    T_RUN(test_block_truncations);
-    T_RUN(test_block_random);
+    /* Where the CPU has AVX2 the library's scans use it: run the SIMD
+     * tests once with it and once with the SSE2 loops. */
+    bool avx2 = cg_jscan_use_avx2(true);
+    printf("# SIMD loops: %s\n", avx2 ? "AVX2" : "SSE2 (or none)");
+    run_simd_tests();
+    if (avx2) {
+        cg_jscan_use_avx2(false);
+        printf("# SIMD loops: SSE2\n");
+        run_simd_tests();
+        cg_jscan_use_avx2(true);
+    }
     T_DONE();
 }
