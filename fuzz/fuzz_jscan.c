@@ -8,6 +8,9 @@
  * - cg_jscan_object and cg_jscan_validate agree on objects, and every
  *   recorded member's value span is itself valid JSON, in order, in bounds;
  * - cg_jscan_find_quoted returns what memmem returns;
+ * - the SIMD scans (AVX2 where the CPU has it, and SSE2) and the portable
+ *   ones (a copy of the scanner built with CG_JSCAN_NO_SIMD) give the same
+ *   verdict, error offset and message, members and key search results;
  * - editing an accepted body (set "model", delete one member, add one)
  *   yields a document cg_jscan_object accepts, that json-c parses, where
  *   "model" has the new value and the deleted key is gone.
@@ -16,6 +19,34 @@
 
 #include <json.h>
 #include <stdint.h>
+
+/* A second copy of the scanner with the portable string loop under other
+ * names (as tests/proto/test_jscan.c does), to compare the two. */
+#define CG_JSCAN_NO_SIMD 1
+#define cg_jscan_object port_jscan_object
+#define cg_jscan_object_trusted port_jscan_object_trusted
+#define cg_jscan_validate port_jscan_validate
+#define cg_jscan_get port_jscan_get
+#define cg_jscan_string port_jscan_string
+#define cg_json_quote port_json_quote
+#define cg_jscan_apply port_jscan_apply
+#define cg_jscan_find_quoted port_jscan_find_quoted
+#define cg_jscan_use_avx2 port_jscan_use_avx2
+#define cg_jscan_table_pack port_jscan_table_pack
+#define cg_jscan_table_load port_jscan_table_load
+#include "proto/jscan.c"
+#undef cg_jscan_object
+#undef cg_jscan_object_trusted
+#undef cg_jscan_validate
+#undef cg_jscan_get
+#undef cg_jscan_string
+#undef cg_json_quote
+#undef cg_jscan_apply
+#undef cg_jscan_find_quoted
+#undef cg_jscan_use_avx2
+#undef cg_jscan_table_pack
+#undef cg_jscan_table_load
+#undef CG_JSCAN_NO_SIMD
 
 #define DEPTH 64
 
@@ -105,9 +136,54 @@ static bool same_member(const cg_jmember_t *a, const cg_jmember_t *b)
            a->type == b->type;
 }
 
+/* Same verdict, error offset and message, and members? */
+static void same_result(int ra, const cg_jscan_t *a, const cg_jerr_t *ea, int rb,
+                        const cg_jscan_t *b, const cg_jerr_t *eb)
+{
+    check(ra == rb);
+    if (ra != 0) {
+        check(ea->offset == eb->offset && strcmp(ea->msg, eb->msg) == 0);
+        return;
+    }
+    if (!a)
+        return;
+    check(a->n_members == b->n_members && a->truncated == b->truncated &&
+          a->obj_open == b->obj_open && a->obj_close == b->obj_close);
+    for (size_t k = 0; k < a->n_members; k++)
+        check(same_member(&a->members[k], &b->members[k]));
+}
+
+/* The library's scans, with whatever SIMD loops are selected, against the
+ * portable copy: validate, object, trusted object, key search. */
+static void same_as_portable(const char *s, size_t size)
+{
+    cg_jscan_t a, b;
+    cg_jerr_t ea = {0}, eb = {0};
+    same_result(cg_jscan_validate(s, size, DEPTH, &ea), NULL, &ea,
+                port_jscan_validate(s, size, DEPTH, &eb), NULL, &eb);
+    same_result(cg_jscan_object(&a, s, size, DEPTH, &ea), &a, &ea,
+                port_jscan_object(&b, s, size, DEPTH, &eb), &b, &eb);
+    same_result(cg_jscan_object_trusted(&a, s, size, DEPTH, &ea), &a, &ea,
+                port_jscan_object_trusted(&b, s, size, DEPTH, &eb), &b, &eb);
+    if (size >= 4) {
+        size_t nl = 3 + (uint8_t)s[0] % 12;
+        if (nl > size - 1)
+            nl = size - 1;
+        const char *nd = s + size - nl;
+        check(cg_jscan_find_quoted(s + 1, size - 1, nd, nl) ==
+              port_jscan_find_quoted(s + 1, size - 1, nd, nl));
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *s = (const char *)data;
+    /* Both SIMD variants (AVX2 where the CPU has it, and SSE2) agree with
+     * the portable scanner; the checks below run with the default. */
+    cg_jscan_use_avx2(false);
+    same_as_portable(s, size);
+    cg_jscan_use_avx2(true);
+    same_as_portable(s, size);
     /* The key search finds what memmem finds: for a needle made of the
      * input's last bytes (found at the end, or earlier), and a fixed key. */
     if (size >= 4) {

@@ -111,4 +111,9 @@ void cg_jscan_table_pack(const cg_jscan_t *js, cg_buf_t *out);
  * outside it. 0, or CG_EINVAL (the caller scans instead). */
 int cg_jscan_table_load(cg_jscan_t *js, const char *src, size_t len, const void *tab, size_t n);
 
+/* For tests and benchmarks: let the scans use their AVX2 loops where the
+ * CPU has AVX2 (on, the default) or keep them to SSE2 (off). Returns whether
+ * AVX2 is now used. Not thread-safe: call while nothing scans. */
+bool cg_jscan_use_avx2(bool on);
+
 #endif

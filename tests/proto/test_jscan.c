@@ -22,6 +22,7 @@
 #define cg_jscan_find_quoted port_jscan_find_quoted
 #define cg_jscan_table_pack port_jscan_table_pack
 #define cg_jscan_table_load port_jscan_table_load
+#define cg_jscan_use_avx2 port_jscan_use_avx2
 #include "proto/jscan.c"
 #undef cg_jscan_object
 #undef cg_jscan_object_trusted
@@ -33,6 +34,7 @@
 #undef cg_jscan_find_quoted
 #undef cg_jscan_table_pack
 #undef cg_jscan_table_load
+#undef cg_jscan_use_avx2
 #undef CG_JSCAN_NO_SIMD
 
 #define DEPTH 64
@@ -845,6 +847,273 @@ static void test_simd_matches_portable(void)
     T_ASSERT(accepted > mutated / 20 && accepted < mutated - mutated / 20);
 }
 
+/* ---- the 64-byte block string loop ----
+ *
+ * The SIMD string loop takes over at a string's first backslash when 64
+ * bytes remain and then works on 64-byte blocks measured from there, with
+ * escapes found by bit arithmetic across block edges. These tests put every
+ * kind of byte at every position relative to those edges and check the
+ * verdict and error offset both against what they must be and against the
+ * portable copy (which never uses blocks). */
+
+/* len bytes in an allocation of exactly len, so ASan sees any read past
+ * the end (cg_buf and cg_strndup leave slack). */
+static char *exact_copy(const char *s, size_t len)
+{
+    char *c = cg_malloc(len ? len : 1);
+    memcpy(c, s, len);
+    return c;
+}
+
+/* Scan d[0..len) with both loops from an exact copy; they must agree. */
+static int scan_both(const char *d, size_t len, cg_jerr_t *err)
+{
+    char *c = exact_copy(d, len);
+    cg_jscan_t js;
+    same_scan(c, len);
+    int rc = cg_jscan_object(&js, c, len, DEPTH, err);
+    cg_free(c);
+    return rc;
+}
+
+static void puts_n(cg_buf_t *b, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        cg_buf_puts(b, s);
+}
+
+/* Each insert at every distance 0..130 from the block start (the leading
+ * "\n" makes the block loop start at the string's first byte), then 0..100
+ * more bytes: valid ones pass, bad ones fail at the insert. */
+static void test_block_inserts(void)
+{
+    typedef struct ins {
+        const char *s;
+        size_t len;      /* 0: strlen */
+        const char *msg; /* NULL: valid */
+    } ins_t;
+    static const ins_t ins[] = {
+        {"\\\"", 0, NULL},
+        {"\\\\", 0, NULL},
+        {"\\/", 0, NULL},
+        {"\\b\\f\\n\\r\\t", 0, NULL},
+        {"\\u00e9", 0, NULL},
+        {"\\ud83d\\ude00", 0, NULL},
+        {"\\\\\\\"\\\\", 0, NULL},
+        {"\xC3\xA9", 0, NULL},
+        {"\xF0\x9F\x98\x80", 0, NULL},
+        {"\x7F", 0, NULL},
+        {"\\q", 0, "invalid escape"},
+        {"\\'", 0, "invalid escape"},
+        {"\\U0041", 0, "invalid escape"},
+        {"\\\x01", 0, "invalid escape"},
+        {"\\\xC3\xA9", 0, "invalid escape"},
+        {"\\\0", 2, "invalid escape"},
+        {"\\u12G4", 0, "\\u escape"},
+        {"\\ud800x", 0, "lone high surrogate"},
+        {"\\udc00", 0, "lone low surrogate"},
+        {"\x01", 0, "control character"},
+        {"\x1F", 0, "control character"},
+        {"\0", 1, "control character"},
+        {"\n", 0, "control character"},
+        {"\x80", 0, "invalid UTF-8"},
+        {"\xC3(", 0, "invalid UTF-8"},
+        {"\xED\xA0\x80", 0, "invalid UTF-8"},
+        {"\xFF", 0, "invalid UTF-8"},
+    };
+    static const size_t posts[] = {0, 1, 2, 15, 16, 17, 57, 63, 64, 65, 100};
+    for (size_t k = 0; k < CG_ARRAY_LEN(ins); k++) {
+        size_t ilen = ins[k].len ? ins[k].len : strlen(ins[k].s);
+        for (size_t lead = 0; lead < 2; lead++) {
+            for (size_t pre = 0; pre <= 130; pre++) {
+                for (size_t j = 0; j < CG_ARRAY_LEN(posts); j++) {
+                    cg_buf_t d = {0};
+                    cg_buf_puts(&d, "{\"k\":\"");
+                    if (lead)
+                        cg_buf_puts(&d, "\\n");
+                    puts_n(&d, "a", pre);
+                    size_t at = d.len;
+                    cg_buf_append(&d, ins[k].s, ilen);
+                    puts_n(&d, "b", posts[j]);
+                    cg_buf_puts(&d, "\"}");
+                    cg_jerr_t err = {0};
+                    int rc = scan_both(d.data, d.len, &err);
+                    if (!ins[k].msg)
+                        T_ASSERTF(rc == 0, "insert %zu lead %zu pre %zu post %zu: %s at %zu", k,
+                                  lead, pre, posts[j], err.msg, err.offset);
+                    else
+                        T_ASSERTF(rc == CG_EINVAL && err.offset == at &&
+                                      strstr(err.msg, ins[k].msg),
+                                  "insert %zu lead %zu pre %zu post %zu: rc %d \"%s\" at %zu", k,
+                                  lead, pre, posts[j], rc, err.msg, err.offset);
+                    cg_buf_free(&d);
+                }
+            }
+        }
+    }
+}
+
+/* Runs of 1..130 backslashes starting at every distance 0..70 from the
+ * block start, so runs start on both parities and cross one, two or three
+ * block edges; then what follows decides: an odd run escapes it, an even
+ * run leaves it plain. */
+static void test_block_backslash_runs(void)
+{
+    static const char *const after[] = {"\"", "\\\"", "n", "q", "u00e9", "\x01", "\xC3\xA9"};
+    for (size_t a = 0; a < CG_ARRAY_LEN(after); a++) {
+        for (size_t run = 1; run <= 130; run++) {
+            for (size_t pre = 0; pre <= 70; pre++) {
+                cg_buf_t d = {0};
+                cg_buf_puts(&d, "{\"k\":\"\\n");
+                puts_n(&d, "a", pre);
+                size_t run_at = d.len;
+                puts_n(&d, "\\", run);
+                size_t next = d.len;
+                cg_buf_puts(&d, after[a]);
+                /* Still inside the string if the run escaped a quote;
+                 * bytes after the value if it did not. */
+                puts_n(&d, "c", 70);
+                cg_buf_puts(&d, "\"}");
+                cg_jerr_t err = {0};
+                int rc = scan_both(d.data, d.len, &err);
+                bool odd = run & 1;
+                const char *msg = NULL; /* NULL: valid */
+                size_t want_at = 0;
+                switch (after[a][0]) {
+                case '"': /* even: the string ended at the quote */
+                    if (!odd) {
+                        msg = "expected ',' or '}'";
+                        want_at = next + 1;
+                    }
+                    break;
+                case '\\': /* one backslash more: the parities swap */
+                    if (odd) {
+                        msg = "expected ',' or '}'";
+                        want_at = next + 2;
+                    }
+                    break;
+                case 'q':
+                case '\xC3':
+                    if (odd) {
+                        msg = "invalid escape";
+                        want_at = next - 1;
+                    }
+                    break;
+                case '\x01':
+                    msg = odd ? "invalid escape" : "control character";
+                    want_at = odd ? next - 1 : next;
+                    break;
+                default: /* n, u00e9: an escape or plain letters */
+                    break;
+                }
+                if (!msg)
+                    T_ASSERTF(rc == 0, "after \"%s\" run %zu at %zu: %s at %zu", after[a], run,
+                              run_at, err.msg, err.offset);
+                else
+                    T_ASSERTF(rc == CG_EINVAL && err.offset == want_at && strstr(err.msg, msg),
+                              "after \"%s\" run %zu at %zu: rc %d \"%s\" at %zu, want %zu",
+                              after[a], run, run_at, rc, err.msg, err.offset, want_at);
+                cg_buf_free(&d);
+            }
+        }
+    }
+}
+
+/* Strings whose closing quote, or whose input, ends at or near a block
+ * edge: the document is cut right after the string, or followed by a few
+ * blanks, so the loop meets every remaining length around 64. */
+static void test_block_edges(void)
+{
+    for (size_t n = 0; n <= 200; n++) {
+        for (size_t blanks = 0; blanks <= 70; blanks += 1 + blanks / 8) {
+            for (int esc_last = 0; esc_last < 2; esc_last++) {
+                cg_buf_t d = {0};
+                cg_buf_puts(&d, "{\"k\":\"\\n");
+                puts_n(&d, "a", n);
+                if (esc_last)
+                    cg_buf_puts(&d, "\\\"");
+                cg_buf_puts(&d, "\"}");
+                puts_n(&d, " ", blanks);
+                cg_jerr_t err = {0};
+                T_ASSERTF(scan_both(d.data, d.len, &err) == 0, "n %zu blanks %zu: %s at %zu", n,
+                          blanks, err.msg, err.offset);
+                /* Without the closing quote and brace: unterminated. */
+                d.len -= blanks + 2;
+                T_EQ_INT(scan_both(d.data, d.len, &err), CG_EINVAL);
+                T_EQ_INT(err.offset, 5);
+                T_CONTAINS(err.msg, "unterminated string");
+                cg_buf_free(&d);
+            }
+        }
+    }
+}
+
+/* A document dense in what the block loop handles, cut at every length:
+ * both loops give the same verdict and offset for every prefix. */
+static void test_block_truncations(void)
+{
+    cg_buf_t d = {0};
+    cg_buf_puts(&d, "{\"a\":\"\\n");
+    puts_n(&d, "x\\\\\\\"y\\n", 12);
+    cg_buf_puts(&d, "\",\"b\":[\"");
+    puts_n(&d, "\\\\", 40);
+    cg_buf_puts(&d, "\\u00e9\xC3\xA9 \\ud83d\\ude00");
+    puts_n(&d, "plain text, ", 8);
+    cg_buf_puts(&d, "\",1,{\"c\":\"");
+    puts_n(&d, "\\\\\\\\\\\"", 15);
+    cg_buf_puts(&d, "\"}],\"d\":\"");
+    puts_n(&d, "\xE2\x82\xAC\\t", 20);
+    cg_buf_puts(&d, "\"}");
+    cg_jerr_t err;
+    T_EQ_INT(scan_both(d.data, d.len, &err), 0);
+    for (size_t cut = 0; cut < d.len; cut++) {
+        T_EQ_INT(scan_both(d.data, cut, &err), CG_EINVAL);
+        T_ASSERT(err.offset <= cut);
+    }
+    cg_buf_free(&d);
+}
+
+/* Random strings made of escapes, backslash runs, UTF-8 and plain runs,
+ * with a rare wrong token (a bare quote or backslash, a bad escape, a
+ * control or stray UTF-8 byte), long enough for the block loop: both
+ * loops agree on each, and both outcomes occur. */
+static void test_block_random(void)
+{
+    static const char *const good[] = {
+        "\\\\",     "\\\"",         "\\n",
+        "\\\\\\\\", "\\\\\\\"",     "\\/",
+        "\\t",      "\\u00e9",      "\\ud83d\\ude00",
+        "\xC3\xA9", "\xE2\x82\xAC", "a",
+        "ab",       "abcdefgh",     "0123456789abcdef0123",
+        " ",
+    };
+    static const char *const bad[] = {"\"",    "\\",      "\\q",      "\x01",   "\x80",
+                                      "\\u12", "\\ud800", "\xE2\x82", "\\\x80", "\n"};
+    uint64_t rng = 0x2545F4914F6CDD1DULL;
+    size_t accepted = 0, total = 0;
+    for (int round = 0; round < 20000; round++) {
+        cg_buf_t d = {0};
+        cg_buf_puts(&d, round & 1 ? "{\"k\":\"" : "[\"");
+        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        size_t n = 10 + (size_t)(rng >> 33) % 90;
+        for (size_t i = 0; i < n; i++) {
+            rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+            uint32_t r = (uint32_t)(rng >> 32);
+            if (r % 150 == 0)
+                cg_buf_puts(&d, bad[(r >> 8) % CG_ARRAY_LEN(bad)]);
+            else
+                cg_buf_puts(&d, good[(r >> 8) % CG_ARRAY_LEN(good)]);
+        }
+        cg_buf_puts(&d, round & 1 ? "\"}" : "\"]");
+        cg_jerr_t err;
+        accepted += scan_both(d.data, d.len, &err) == 0;
+        total++;
+        cg_buf_free(&d);
+    }
+    T_ASSERTF(accepted > total / 10 && accepted < total - total / 10, "%zu of %zu accepted",
+              accepted, total);
+}
+
 /* The key search: SIMD and portable copies agree with memmem, on random
  * quote-dense text with matches at every offset, near the end, and
  * overlapping near-misses. */
@@ -980,9 +1249,20 @@ static void test_member_table(void)
     cg_buf_free(&big);
 }
 
-int main(void)
+/* The tests of the SIMD loops against the portable copy. */
+static void run_simd_tests(void)
 {
     T_RUN(test_find_quoted);
+    T_RUN(test_simd_matches_portable);
+    T_RUN(test_block_inserts);
+    T_RUN(test_block_backslash_runs);
+    T_RUN(test_block_edges);
+    T_RUN(test_block_truncations);
+    T_RUN(test_block_random);
+}
+
+int main(void)
+{
     T_RUN(test_valid_documents);
     T_RUN(test_invalid_documents);
     T_RUN(test_string_boundaries);
@@ -995,7 +1275,17 @@ int main(void)
     T_RUN(test_truncated_members);
     T_RUN(test_fixture_round_trips);
     T_RUN(test_trusted_scan);
-    T_RUN(test_simd_matches_portable);
+    /* Where the CPU has AVX2 the library's scans use it: run the SIMD
+     * tests once with it and once with the SSE2 loops. */
+    bool avx2 = cg_jscan_use_avx2(true);
+    printf("# SIMD loops: %s\n", avx2 ? "AVX2" : "SSE2 (or none)");
+    run_simd_tests();
+    if (avx2) {
+        cg_jscan_use_avx2(false);
+        printf("# SIMD loops: SSE2\n");
+        run_simd_tests();
+        cg_jscan_use_avx2(true);
+    }
     T_RUN(test_member_table);
     T_DONE();
 }
