@@ -608,6 +608,17 @@ static cg_jtype_t type_of(uint8_t c)
     }
 }
 
+/* The CG_JSCAN_SAW_* word a whole string is, if any: s is its opening quote,
+ * e just past its closing one. Two length tests for nearly every string. */
+static inline unsigned word_of(const uint8_t *s, const uint8_t *e)
+{
+    if (e - s == 11 && memcmp(s + 1, "developer", 9) == 0)
+        return CG_JSCAN_SAW_DEVELOPER;
+    if (e - s == 8 && memcmp(s + 1, "strict", 6) == 0)
+        return CG_JSCAN_SAW_STRICT;
+    return 0;
+}
+
 /* The whole validator. With js, the document must be an object and its
  * top-level members are recorded; without, any value is accepted. */
 static int scan(const uint8_t *base, size_t len, int max_depth, bool trusted, cg_jscan_t *js,
@@ -661,9 +672,12 @@ value:
         }
         goto value;
     case '"':
+        q = p;
         p = trusted ? trusted_end(base, p + 1, end, err) : string_end(base, p + 1, end, err);
         if (!p)
             return CG_EINVAL;
+        if (js)
+            js->saw |= word_of(q, p);
         goto after;
     case 't':
         if (end - p < 4 || memcmp(p, "true", 4) != 0)
@@ -714,6 +728,8 @@ key:
     p = trusted ? trusted_end(base, p + 1, end, err) : string_end(base, p + 1, end, err);
     if (!p)
         return CG_EINVAL;
+    if (js)
+        js->saw |= word_of(q, p);
     if (js && depth == 1) {
         m = js->n_members < CG_JSCAN_MAX_MEMBERS ? &js->members[js->n_members] : &scratch;
         m->mem_off = (size_t)(q - base);
@@ -791,6 +807,7 @@ static int object(cg_jscan_t *js, const char *src, size_t len, int max_depth, bo
     js->obj_open = js->obj_close = 0;
     js->n_members = 0;
     js->truncated = false;
+    js->saw = 0;
     if (max_depth < 1)
         return fail(err, (const uint8_t *)src, (const uint8_t *)src, "nesting too deep");
     int rc = scan((const uint8_t *)src, len, max_depth, trusted, js, err);
@@ -1152,11 +1169,11 @@ const char *cg_jscan_find_quoted(const char *s, size_t n, const char *needle, si
 
 /* ---- member tables handed between actors ----
  * Layout (uint32 each, host order): TABLE_MAGIC, len, obj_open, obj_close,
- * n, then per member key_off, key_len, val_off, val_len, mem_len, type.
+ * n, saw, then per member key_off, key_len, val_off, val_len, mem_len, type.
  * mem_off is key_off - 1 (the key's opening quote) and is not stored. */
 
-#define TABLE_MAGIC 0x314a5443u /* "CTJ1" */
-#define TABLE_HEAD 5
+#define TABLE_MAGIC 0x324a5443u /* "CTJ2" */
+#define TABLE_HEAD 6
 #define TABLE_MEMBER 6
 
 void cg_jscan_table_pack(const cg_jscan_t *js, cg_buf_t *out)
@@ -1170,6 +1187,7 @@ void cg_jscan_table_pack(const cg_jscan_t *js, cg_buf_t *out)
     w[k++] = (uint32_t)js->obj_open;
     w[k++] = (uint32_t)js->obj_close;
     w[k++] = (uint32_t)js->n_members;
+    w[k++] = js->saw;
     for (size_t i = 0; i < js->n_members; i++) {
         const cg_jmember_t *m = &js->members[i];
         w[k++] = (uint32_t)m->key_off;
@@ -1205,6 +1223,7 @@ int cg_jscan_table_load(cg_jscan_t *js, const char *src, size_t len, const void 
     js->obj_close = h[3];
     js->truncated = false;
     js->n_members = 0;
+    js->saw = h[5];
     const uint8_t *p = (const uint8_t *)tab + sizeof h;
     size_t floor = h[2] + 1; /* each member starts after the previous one */
     for (size_t i = 0; i < nm; i++, p += TABLE_MEMBER * sizeof h[0]) {

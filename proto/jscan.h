@@ -34,12 +34,23 @@ typedef struct cg_jmember {
 
 #define CG_JSCAN_MAX_MEMBERS 128
 
+/* Words the request translator searches a body for (proto/xlate_req.c: the
+ * developer role, tools' strict flag). A scan of an object notes, at no
+ * measurable cost, each string (key or value, at any depth) whose raw bytes
+ * between the quotes are exactly one of them; a word it did not note is
+ * nowhere in the document as a string, so the search can be skipped. */
+enum {
+    CG_JSCAN_SAW_DEVELOPER = 1u << 0, /* "developer" */
+    CG_JSCAN_SAW_STRICT = 1u << 1,    /* "strict" */
+};
+
 typedef struct cg_jscan {
     const char *src;
     size_t len;
     size_t obj_open, obj_close; /* offsets of the top-level '{' and '}' */
     cg_jmember_t members[CG_JSCAN_MAX_MEMBERS];
     size_t n_members;
+    unsigned saw;   /* CG_JSCAN_SAW_*: words seen as whole strings, anywhere */
     bool truncated; /* more top-level members than recorded (still validated);
                      * get and apply see only the recorded ones, so the request
                      * path must refuse such a body (400) rather than edit it */

@@ -216,9 +216,13 @@ static bool has_content_array(const char *s, size_t n)
     return false;
 }
 
-static bool needs_message_shaping(const char *s, size_t n, const cg_compat_t *c)
+static bool needs_message_shaping(const cg_jscan_t *js, const char *s, size_t n,
+                                  const cg_compat_t *c)
 {
-    if (!c->supports_developer_role && cg_jscan_find_quoted(s, n, "\"developer\"", 11))
+    /* The scan noted whether "developer" is a string anywhere: if not, the
+     * search cannot find it. */
+    if (!c->supports_developer_role && (js->saw & CG_JSCAN_SAW_DEVELOPER) &&
+        cg_jscan_find_quoted(s, n, "\"developer\"", 11))
         return true;
     return c->requires_string_content && has_content_array(s, n);
 }
@@ -277,7 +281,7 @@ static int ed_messages(edits_t *E, const cg_jscan_t *js, const cg_jmember_t *m, 
                        const cg_compat_t *c, char *err, size_t errlen)
 {
     const char *s = js->src + m->val_off;
-    if (!needs_message_shaping(s, m->val_len, c))
+    if (!needs_message_shaping(js, s, m->val_len, c))
         return 0;
     if (c->requires_string_content && has_content_array(s, m->val_len))
         return ed_subtree(E, js, m, key, shape_messages, c, err, errlen);
@@ -381,6 +385,7 @@ static int ed_tools(edits_t *E, const cg_jscan_t *js, const cg_compat_t *c, char
         return 0;
     }
     if (tools && tools->type == CG_JARRAY && !c->supports_strict_mode &&
+        (js->saw & CG_JSCAN_SAW_STRICT) &&
         cg_jscan_find_quoted(js->src + tools->val_off, tools->val_len, "\"strict\"", 8))
         return ed_subtree(E, js, tools, "tools", shape_tools, c, err, errlen);
     return 0;

@@ -1249,6 +1249,50 @@ static void test_member_table(void)
     cg_buf_free(&big);
 }
 
+/* The words a scan notes: whole strings only, keys and values, any depth;
+ * a table carries them to the loader. */
+static void test_saw_words(void)
+{
+    static const struct {
+        const char *doc;
+        unsigned saw;
+    } cases[] = {
+        {"{}", 0},
+        {"{\"role\":\"developer\"}", CG_JSCAN_SAW_DEVELOPER},
+        {"{\"developer\":1}", CG_JSCAN_SAW_DEVELOPER},
+        {"{\"m\":[{\"x\":{\"role\":\"developer\"}}]}", CG_JSCAN_SAW_DEVELOPER},
+        {"{\"t\":[{\"function\":{\"strict\":true}}]}", CG_JSCAN_SAW_STRICT},
+        {"{\"a\":\"developer\",\"b\":\"strict\"}", CG_JSCAN_SAW_DEVELOPER | CG_JSCAN_SAW_STRICT},
+        {"{\"a\":\"developers\",\"b\":\"strictly\",\"c\":\"xdeveloper\"}", 0},
+        {"{\"a\":\"develope\\u0072\",\"b\":\"stric\\t\"}", 0},
+        {"{\"a\":\"say \\\"developer\\\" or \\\"strict\\\"\"}", 0},
+        {"{\"a\":\"Developer\",\"STRICT\":0}", 0},
+    };
+    for (size_t i = 0; i < CG_ARRAY_LEN(cases); i++) {
+        const char *d = cases[i].doc;
+        size_t n = strlen(d);
+        cg_jscan_t js, jt, jl;
+        cg_jerr_t err;
+        T_EQ_INT(cg_jscan_object(&js, d, n, DEPTH, &err), 0);
+        T_EQ_INT(js.saw, cases[i].saw);
+        T_EQ_INT(cg_jscan_object_trusted(&jt, d, n, DEPTH, &err), 0);
+        T_EQ_INT(jt.saw, cases[i].saw);
+        cg_buf_t tab = {0};
+        cg_jscan_table_pack(&js, &tab);
+        T_EQ_INT(cg_jscan_table_load(&jl, d, n, tab.data, tab.len), 0);
+        T_EQ_INT(jl.saw, cases[i].saw);
+        cg_buf_free(&tab);
+        /* Consistent with the searches the translator would otherwise do. */
+        T_EQ_INT((js.saw & CG_JSCAN_SAW_DEVELOPER) != 0, memmem(d, n, "\"developer\"", 11) != NULL);
+        T_EQ_INT((js.saw & CG_JSCAN_SAW_STRICT) != 0, memmem(d, n, "\"strict\"", 8) != NULL);
+    }
+    /* A later scan of another document starts from nothing. */
+    cg_jscan_t js;
+    T_EQ_INT(cg_jscan_object(&js, "{\"a\":\"strict\"}", 14, DEPTH, NULL), 0);
+    T_EQ_INT(cg_jscan_object(&js, "{\"a\":1}", 7, DEPTH, NULL), 0);
+    T_EQ_INT(js.saw, 0);
+}
+
 /* The tests of the SIMD loops against the portable copy. */
 static void run_simd_tests(void)
 {
@@ -1287,5 +1331,6 @@ int main(void)
         cg_jscan_use_avx2(true);
     }
     T_RUN(test_member_table);
+    T_RUN(test_saw_words);
     T_DONE();
 }
