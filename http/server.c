@@ -1559,7 +1559,14 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
             r->allow = allow;
         } else if (r->route == ROUTE_CHAT || r->route == ROUTE_RESPONSES) {
             const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-            if (cl && strtoull(cl, NULL, 10) > f->max_body) {
+            unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
+            /* Room for the declared body at once, so the pieces MHD hands
+             * over are copied once, not again when the buffer grows; at most
+             * 1 MiB ahead of the bytes, so a client that declares much and
+             * sends little cannot make it hold much. */
+            if (declared > 0 && declared <= f->max_body)
+                cg_buf_reserve(&r->body, declared < (1u << 20) ? (size_t)declared : (1u << 20));
+            if (cl && declared > f->max_body) {
                 /* Refuse before reading: answering on this first call makes
                  * MHD close the connection, which is what an oversized upload
                  * deserves. */
