@@ -24,31 +24,7 @@
 
 /* A second copy of the scanner with the portable string loop under other
  * names (as tests/proto/test_jscan.c does), to compare the two. */
-#define CG_JSCAN_NO_SIMD 1
-#define cg_jscan_object port_jscan_object
-#define cg_jscan_object_trusted port_jscan_object_trusted
-#define cg_jscan_validate port_jscan_validate
-#define cg_jscan_get port_jscan_get
-#define cg_jscan_string port_jscan_string
-#define cg_json_quote port_json_quote
-#define cg_jscan_apply port_jscan_apply
-#define cg_jscan_find_quoted port_jscan_find_quoted
-#define cg_jscan_use_avx2 port_jscan_use_avx2
-#define cg_jscan_table_pack port_jscan_table_pack
-#define cg_jscan_table_load port_jscan_table_load
-#include "proto/jscan.c"
-#undef cg_jscan_object
-#undef cg_jscan_object_trusted
-#undef cg_jscan_validate
-#undef cg_jscan_get
-#undef cg_jscan_string
-#undef cg_json_quote
-#undef cg_jscan_apply
-#undef cg_jscan_find_quoted
-#undef cg_jscan_use_avx2
-#undef cg_jscan_table_pack
-#undef cg_jscan_table_load
-#undef CG_JSCAN_NO_SIMD
+#include "tests/proto/jscan_port.h"
 
 #define DEPTH 64
 

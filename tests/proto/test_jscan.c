@@ -11,31 +11,7 @@
 /* A second copy of the scanner with the portable (SWAR) string loop under
  * other names, so both loops are tested against each other on any machine;
  * the library's copy uses SSE2 where the compiler offers it. */
-#define CG_JSCAN_NO_SIMD 1
-#define cg_jscan_object port_jscan_object
-#define cg_jscan_object_trusted port_jscan_object_trusted
-#define cg_jscan_validate port_jscan_validate
-#define cg_jscan_get port_jscan_get
-#define cg_jscan_string port_jscan_string
-#define cg_json_quote port_json_quote
-#define cg_jscan_apply port_jscan_apply
-#define cg_jscan_find_quoted port_jscan_find_quoted
-#define cg_jscan_table_pack port_jscan_table_pack
-#define cg_jscan_table_load port_jscan_table_load
-#define cg_jscan_use_avx2 port_jscan_use_avx2
-#include "proto/jscan.c"
-#undef cg_jscan_object
-#undef cg_jscan_object_trusted
-#undef cg_jscan_validate
-#undef cg_jscan_get
-#undef cg_jscan_string
-#undef cg_json_quote
-#undef cg_jscan_apply
-#undef cg_jscan_find_quoted
-#undef cg_jscan_table_pack
-#undef cg_jscan_table_load
-#undef cg_jscan_use_avx2
-#undef CG_JSCAN_NO_SIMD
+#include "tests/proto/jscan_port.h"
 
 #define DEPTH 64
 
@@ -619,6 +595,16 @@ static char *fixture_path(const char *name)
                       name);
 }
 
+/* Fixture f's whole text (cg_free it), asserting it could be read. */
+static char *fixture_text(size_t f, size_t *len)
+{
+    char *path = fixture_path(FIXTURES[f]);
+    char *text = read_file(path, len);
+    T_ASSERTF(text != NULL, "cannot read %s", path);
+    cg_free(path);
+    return text;
+}
+
 /* Check edited against orig: model set to new_model, del gone, add_key
  * holding add_val, every other member equal in json-c's eyes and byte for
  * byte in the body. */
@@ -677,10 +663,8 @@ static void check_edit_result(const char *body, size_t body_len, json_object *or
 static void test_fixture_round_trips(void)
 {
     for (size_t f = 0; f < CG_ARRAY_LEN(FIXTURES); f++) {
-        char *path = fixture_path(FIXTURES[f]);
         size_t len;
-        char *text = read_file(path, &len);
-        T_ASSERTF(text != NULL, "cannot read %s", path);
+        char *text = fixture_text(f, &len);
         json_object *root = jc_parse(text, len), *body = NULL;
         T_ASSERT(root != NULL);
         T_ASSERT(json_object_object_get_ex(root, "body", &body));
@@ -720,7 +704,6 @@ static void test_fixture_round_trips(void)
         }
         json_object_put(root);
         cg_free(text);
-        cg_free(path);
     }
 }
 
@@ -783,10 +766,8 @@ static void test_trusted_scan(void)
     for (size_t i = 0; i < CG_ARRAY_LEN(docs); i++)
         same_members(docs[i], strlen(docs[i]));
     for (size_t f = 0; f < CG_ARRAY_LEN(FIXTURES); f++) {
-        char *path = fixture_path(FIXTURES[f]);
         size_t len;
-        char *text = read_file(path, &len);
-        T_ASSERTF(text != NULL, "cannot read %s", path);
+        char *text = fixture_text(f, &len);
         same_members(text, len);
         /* Cut anywhere: refused or not, never read past the cut (ASan). */
         for (size_t cut = 0; cut < len; cut += 97) {
@@ -797,7 +778,6 @@ static void test_trusted_scan(void)
             cg_free(part);
         }
         cg_free(text);
-        cg_free(path);
     }
     cg_jscan_t js;
     cg_jerr_t err;
@@ -811,10 +791,8 @@ static void test_simd_matches_portable(void)
     uint64_t rng = 0x9E3779B97F4A7C15ULL;
     size_t mutated = 0, accepted = 0;
     for (size_t f = 0; f < CG_ARRAY_LEN(FIXTURES); f++) {
-        char *path = fixture_path(FIXTURES[f]);
         size_t len;
-        char *text = read_file(path, &len);
-        T_ASSERT(text != NULL);
+        char *text = fixture_text(f, &len);
         json_object *root = jc_parse(text, len), *body = NULL;
         T_ASSERT(root && json_object_object_get_ex(root, "body", &body));
         size_t blen;
@@ -841,7 +819,6 @@ static void test_simd_matches_portable(void)
         cg_free(copy);
         json_object_put(root);
         cg_free(text);
-        cg_free(path);
     }
     /* The mutations must produce both outcomes, or the test proves little. */
     T_ASSERT(accepted > mutated / 20 && accepted < mutated - mutated / 20);
@@ -1224,13 +1201,10 @@ static void test_member_table(void)
     for (size_t i = 0; i < CG_ARRAY_LEN(docs); i++)
         table_round_trip(docs[i], strlen(docs[i]));
     for (size_t f = 0; f < CG_ARRAY_LEN(FIXTURES); f++) {
-        char *path = fixture_path(FIXTURES[f]);
         size_t len;
-        char *text = read_file(path, &len);
-        T_ASSERTF(text != NULL, "cannot read %s", path);
+        char *text = fixture_text(f, &len);
         table_round_trip(text, len);
         cg_free(text);
-        cg_free(path);
     }
     /* Nothing to hand over for a table that is not whole. */
     cg_buf_t big = {0};
