@@ -216,17 +216,6 @@ static bool has_content_array(const char *s, size_t n)
     return false;
 }
 
-static bool needs_message_shaping(const cg_jscan_t *js, const char *s, size_t n,
-                                  const cg_compat_t *c)
-{
-    /* The scan noted whether "developer" is a string anywhere: if not, the
-     * search cannot find it. */
-    if (!c->supports_developer_role && (js->saw & CG_JSCAN_SAW_DEVELOPER) &&
-        cg_jscan_find_quoted(s, n, "\"developer\"", 11))
-        return true;
-    return c->requires_string_content && has_content_array(s, n);
-}
-
 /* Copy s[0..n), a valid JSON value, to out with the value of every
  * "role": "developer" member written as "system"; the number of renames.
  * Tree-less: strings are skipped whole (memchr to the next quote, an odd
@@ -281,10 +270,13 @@ static int ed_messages(edits_t *E, const cg_jscan_t *js, const cg_jmember_t *m, 
                        const cg_compat_t *c, char *err, size_t errlen)
 {
     const char *s = js->src + m->val_off;
-    if (!needs_message_shaping(js, s, m->val_len, c))
-        return 0;
     if (c->requires_string_content && has_content_array(s, m->val_len))
         return ed_subtree(E, js, m, key, shape_messages, c, err, errlen);
+    /* The scan noted whether "developer" is a string anywhere: if not, the
+     * search cannot find it. */
+    if (c->supports_developer_role || !(js->saw & CG_JSCAN_SAW_DEVELOPER) ||
+        !cg_jscan_find_quoted(s, m->val_len, "\"developer\"", 11))
+        return 0;
     cg_buf_t b = {0};
     if (rename_developer(s, m->val_len, &b) > 0)
         cg_buf_append(ed_set(E, key), b.data, b.len);
