@@ -38,7 +38,10 @@ typedef struct cg_jmember {
  * developer role, tools' strict flag). A scan of an object notes, at no
  * measurable cost, each string (key or value, at any depth) whose raw bytes
  * between the quotes are exactly one of them; a word it did not note is
- * nowhere in the document as a string, so the search can be skipped. */
+ * nowhere in the document as a string, so the search can be skipped. (The
+ * search can still find the quoted bytes inside a string, from an escaped
+ * quote to the closing one: "x\"developer". That match is false and shaping
+ * it changes nothing, so skipping it changes nothing either.) */
 enum {
     CG_JSCAN_SAW_DEVELOPER = 1u << 0, /* "developer" */
     CG_JSCAN_SAW_STRICT = 1u << 1,    /* "strict" */

@@ -272,8 +272,9 @@ static int ed_messages(edits_t *E, const cg_jscan_t *js, const cg_jmember_t *m, 
     const char *s = js->src + m->val_off;
     if (c->requires_string_content && has_content_array(s, m->val_len))
         return ed_subtree(E, js, m, key, shape_messages, c, err, errlen);
-    /* The scan noted whether "developer" is a string anywhere: if not, the
-     * search cannot find it. */
+    /* The scan noted whether "developer" is a string anywhere: if not,
+     * whatever the search found would be a false match (jscan.h), which
+     * renames nothing. */
     if (c->supports_developer_role || !(js->saw & CG_JSCAN_SAW_DEVELOPER) ||
         !cg_jscan_find_quoted(s, m->val_len, "\"developer\"", 11))
         return 0;
