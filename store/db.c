@@ -46,10 +46,12 @@
 
 EMBED(cg_store_sql_001, "schema/001_init.sql");
 EMBED(cg_store_sql_002, "schema/002_pending.sql");
+EMBED(cg_store_sql_003, "schema/003_check_lists.sql");
 
 const cg_store_migration_t cg_store_migrations[] = {
-    {1, "001_init", cg_store_sql_001},
-    {2, "002_pending", cg_store_sql_002},
+    {1, "001_init", cg_store_sql_001, false},
+    {2, "002_pending", cg_store_sql_002, false},
+    {3, "003_check_lists", cg_store_sql_003, true},
 };
 const size_t cg_store_n_migrations = CG_ARRAY_LEN(cg_store_migrations);
 
@@ -135,8 +137,24 @@ int cg_store_migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
         if (m->version <= version)
             continue;
         int rc = exec_sql(db, "BEGIN IMMEDIATE", path, m->name, err, errlen);
+        int64_t schema_version = 0;
+        if (rc == 0 && m->edits_schema &&
+            int_pragma(db, "PRAGMA schema_version", &schema_version) != 0) {
+            snprintf(err, errlen, "%s: %s: cannot read the schema version: %s", path, m->name,
+                     sqlite3_errmsg(db));
+            rc = CG_EIO;
+        }
         if (rc == 0)
             rc = exec_sql(db, m->sql, path, m->name, err, errlen);
+        if (rc == 0 && m->edits_schema) {
+            /* Every connection, this one included, compares the file's
+             * schema_version with the one it parsed at its next statement
+             * and reparses the edited text. */
+            char bump[64];
+            snprintf(bump, sizeof bump, "PRAGMA schema_version = %lld",
+                     (long long)schema_version + 1);
+            rc = exec_sql(db, bump, path, m->name, err, errlen);
+        }
         if (rc == 0) {
             char bump[64];
             snprintf(bump, sizeof bump, "PRAGMA user_version = %d", m->version);

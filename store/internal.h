@@ -22,6 +22,10 @@ typedef struct cg_store_migration {
     int version;      /* NNN of schema/NNN_name.sql */
     const char *name; /* "001_init" */
     const char *sql;  /* the file's text, NUL-terminated */
+    /* The file edits table text in sqlite_schema (writable_schema): the
+     * runner then sets PRAGMA schema_version one higher in the same
+     * transaction, so every connection parses the new text. */
+    bool edits_schema;
 } cg_store_migration_t;
 
 extern const cg_store_migration_t cg_store_migrations[];

@@ -79,7 +79,7 @@ enum {
 #define CG_STORE_FLUSH_MS 20
 
 /* The schema version this binary writes (the highest schema/NNN). */
-#define CG_STORE_SCHEMA_VERSION 2
+#define CG_STORE_SCHEMA_VERSION 3
 
 typedef struct cg_store_args {
     const char *path;   /* database file; parent directories are created */

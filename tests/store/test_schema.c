@@ -225,6 +225,131 @@ static void test_upgrade_from_version_1(void)
     cg_free(dir);
 }
 
+/* How many times opcode op appears in the program SQLite compiles for sql on
+ * db (EXPLAIN), or -1 if it does not compile. */
+static int count_opcode(sqlite3 *db, const char *sql, const char *op)
+{
+    char *explain = cg_sprintf("EXPLAIN %s", sql);
+    sqlite3_stmt *st = NULL;
+    int n = -1;
+    if (sqlite3_prepare_v2(db, explain, -1, &st, NULL) == SQLITE_OK) {
+        n = 0;
+        while (sqlite3_step(st) == SQLITE_ROW)
+            if (strcmp((const char *)sqlite3_column_text(st, 1), op) == 0)
+                n++;
+    } else {
+        fprintf(stdout, "# count_opcode: %s: %s\n", sql, sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(st);
+    cg_free(explain);
+    return n;
+}
+
+#define INSERT_EXCHANGE                                                                            \
+    "INSERT INTO exchanges (tenant_id, request_id, client_api, status, started_ms, finished_ms) "  \
+    "VALUES (1, ?1, 'chat.completions', ?2, 1, 1)"
+#define INSERT_ENTRY                                                                               \
+    "INSERT INTO entries (session_id, seq, type, content, created_ms) VALUES (1, ?1, ?2, '{}', 1)"
+
+/* Insert one row with text parameters a and b; the SQLite result code. */
+static int insert2(sqlite3 *db, const char *sql, const char *a, const char *b)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc & 0xff; /* the primary code */
+}
+
+/* After migration 003, on db: the two CHECK constraints are equality tests
+ * (no ephemeral table per INSERT) that accept and refuse what the IN lists
+ * did, and the file is sound. */
+static void check_lists_rewritten(const char *path, sqlite3 *db)
+{
+    char *ex = sql_text(path, "SELECT sql FROM sqlite_schema WHERE name = 'exchanges'");
+    char *en = sql_text(path, "SELECT sql FROM sqlite_schema WHERE name = 'entries'");
+    T_ASSERT(ex && en);
+    T_CONTAINS(ex, "CHECK (status = 'ok' OR status = 'error' OR status = 'cancelled')");
+    T_CONTAINS(en, "CHECK (type = 'message' OR type = 'compaction')");
+    T_ASSERTF(!strstr(ex, " IN (") && !strstr(en, " IN ("), "%s\n%s", ex, en);
+    cg_free(ex);
+    cg_free(en);
+    /* EXPLAIN compiles against the tables the connection has parsed without
+     * checking the file's schema_version (a statement run does): run one. */
+    sqlite3_stmt *st = NULL;
+    T_EQ_INT(sqlite3_prepare_v2(db, "SELECT count(*) FROM exchanges", -1, &st, NULL), SQLITE_OK);
+    T_EQ_INT(sqlite3_step(st), SQLITE_ROW);
+    sqlite3_finalize(st);
+    T_EQ_INT(count_opcode(db, INSERT_EXCHANGE, "OpenEphemeral"), 0);
+    T_EQ_INT(count_opcode(db, INSERT_ENTRY, "OpenEphemeral"), 0);
+    const char *status[] = {"ok", "error", "cancelled"};
+    char id[32];
+    for (size_t i = 0; i < CG_ARRAY_LEN(status); i++) {
+        snprintf(id, sizeof id, "check-%s", status[i]);
+        T_EQ_INT(insert2(db, INSERT_EXCHANGE, id, status[i]), SQLITE_OK);
+    }
+    const char *bad_status[] = {"bogus", "OK", "ok ", ""};
+    for (size_t i = 0; i < CG_ARRAY_LEN(bad_status); i++)
+        T_EQ_INT(insert2(db, INSERT_EXCHANGE, "check-bad", bad_status[i]), SQLITE_CONSTRAINT);
+    T_EQ_INT(insert2(db, INSERT_ENTRY, "100", "message"), SQLITE_OK);
+    T_EQ_INT(insert2(db, INSERT_ENTRY, "101", "compaction"), SQLITE_OK);
+    T_EQ_INT(insert2(db, INSERT_ENTRY, "102", "summary"), SQLITE_CONSTRAINT);
+    char *check = sql_text(path, "PRAGMA integrity_check");
+    T_EQ_STR(check, "ok");
+    cg_free(check);
+}
+
+/* Migration 003 on a new file. */
+static void test_check_lists_fresh(void)
+{
+    char *dir = tmp_dir();
+    char *path = cg_sprintf("%s/fresh.db", dir);
+    sqlite3 *db;
+    char err[512] = "";
+    T_ASSERTF(cg_store_open_rw(path, &db, err, sizeof err) == 0, "%s", err);
+    check_lists_rewritten(path, db);
+    sqlite3_close(db);
+    cg_free(path);
+    rm_tree(dir);
+    cg_free(dir);
+}
+
+/* Migration 003 on a file a version-2 clawgate wrote, with rows in it, while
+ * another connection holds the old schema parsed: the rows stay, and that
+ * connection compiles against the new text too (the schema_version bump). */
+static void test_check_lists_upgrade(void)
+{
+    char *dir = tmp_dir();
+    char *path = cg_sprintf("%s/v2.db", dir);
+    T_EQ_INT(cg_store_migrations[1].version, 2);
+    char *v2 = cg_sprintf("%s; %s; PRAGMA user_version = 2;", cg_store_migrations[0].sql,
+                          cg_store_migrations[1].sql);
+    T_EQ_INT(sql_exec(path, v2), 0);
+    T_EQ_INT(sql_exec(path, "INSERT INTO exchanges (tenant_id, request_id, client_api, status, "
+                            "started_ms, finished_ms) VALUES (1, 'old', 'chat.completions', "
+                            "'cancelled', 1, 1)"),
+             0);
+    sqlite3 *other;
+    T_EQ_INT(sqlite3_open_v2(path, &other, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    T_EQ_INT(count_opcode(other, INSERT_EXCHANGE, "OpenEphemeral"), 1); /* the old text */
+    char err[512] = "";
+    T_ASSERTF(cg_store_prepare(path, err, sizeof err) == 0, "%s", err);
+    T_EQ_INT(sql_int(path, "PRAGMA user_version"), CG_STORE_SCHEMA_VERSION);
+    T_EQ_INT(sql_int(path, "SELECT count(*) FROM exchanges WHERE request_id = 'old' AND "
+                           "status = 'cancelled'"),
+             1);
+    check_lists_rewritten(path, other);
+    sqlite3_close(other);
+    cg_free(v2);
+    cg_free(path);
+    rm_tree(dir);
+    cg_free(dir);
+}
+
 static void test_time_formats(void)
 {
     char buf[40];
@@ -277,6 +402,8 @@ int main(void)
     T_RUN(test_unwritable_directory);
     T_RUN(test_prepare);
     T_RUN(test_upgrade_from_version_1);
+    T_RUN(test_check_lists_fresh);
+    T_RUN(test_check_lists_upgrade);
     T_RUN(test_time_formats);
     T_DONE();
 }
