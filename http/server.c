@@ -145,9 +145,17 @@ typedef struct req {
     const cg_model_t *answered_model;
     int64_t pt, ct, cached, ttft_ms;
     bool recorded;
-    bool await_ack; /* the final byte waits for the store's ACK */
+    bool await_ack;  /* the final byte waits for the store's ACK */
+    bool log_queued; /* its exchange waits in the front's log queue (flush_log) */
     uint64_t ack_timer;
 } req_t;
+
+/* An exchange for this loop turn's pending-log write; r is NULL when the
+ * request ended before it (the exchange is logged all the same). */
+typedef struct logged {
+    req_t *r;
+    cg_msg_t *m;
+} logged_t;
 
 struct front {
     cg_actor_t *actor;
@@ -169,6 +177,10 @@ struct front {
     cg_aid_t store;
     cg_store_ro_t *ro; /* read-only store connection for queries and history */
     cg_pending_t *pending;
+    logged_t *logq; /* exchanges for the pending log at the end of this turn */
+    const cg_msg_t **logq_msgs;
+    size_t n_logq, cap_logq;
+    bool log_flushing;
     uint64_t flush_timer;   /* a FLUSH goes to the store when it fires */
     bool flush_out;         /* a FLUSH was sent, its SYNCED not seen yet */
     uint64_t flush_sent_ns; /* when */
@@ -254,6 +266,9 @@ static void req_free(front_t *f, req_t *r)
         cg_snap_release(f->args.config, r->cfg);
     if (r->ack_timer)
         cg_actor_timer_cancel(f->actor, r->ack_timer);
+    for (size_t i = 0; r->log_queued && i < f->n_logq; i++)
+        if (f->logq[i].r == r)
+            f->logq[i].r = NULL;
     cg_buf_free(&r->attempts);
     cg_buf_free(&r->attempts_detail);
     cg_free(r->session_key);
@@ -271,9 +286,15 @@ static void req_free(front_t *f, req_t *r)
         cg_actor_exit(f->actor, CG_EXIT_SHUTDOWN, "drained");
 }
 
+static void flush_log(void *p);
+
 static void deferred_run(void *p)
 {
     front_t *f = p;
+    /* This turn's log write first: the final bytes it releases go out in
+     * this very run (a stream whose end is known is then sent whole), and
+     * their resumes find the run already queued. */
+    flush_log(f);
     f->run_queued = false;
     run_mhd(f);
 }
@@ -766,25 +787,91 @@ static void flush_cb(cg_actor_t *a, void *ud)
     send_flush(f);
 }
 
-/* True when r's exchange is in the log and m was handed on (or freed). */
+/* The commit-then-ACK path: m goes to the store, which ACKs r's exchange
+ * once it is committed; a success's final byte waits for that (finish_held).
+ * r may be NULL (the request ended): the exchange is stored all the same. */
+static void send_for_ack(front_t *f, req_t *r, cg_msg_t *m, bool ok)
+{
+    int rc = f->store ? cg_actor_send(f->store, m) : CG_ENOENT;
+    if (rc != CG_OK) {
+        cg_msg_free(m);
+        cg_error("%s: exchange not recorded: store %s", r ? r->idstr : "(ended request)",
+                 cg_strerror(rc));
+        if (ok && r) {
+            r->await_ack = true;
+            finish_held(f, r, false, "the session store cannot take it");
+        }
+        return;
+    }
+    if (ok && r) {
+        r->await_ack = true;
+        r->ack_timer = cg_actor_timer(f->actor, ACK_TIMEOUT_NS, 0, ack_timeout_cb, r);
+    }
+}
+
+/* The end of a loop turn: the exchanges that ended in it go to the pending
+ * log in one writev(2), are posted to the store without waking it, and their
+ * final bytes are released. At c8 that is one write for eight requests
+ * instead of eight. If the write fails, each takes the commit-then-ACK path
+ * instead. The final bytes wait only for the end of the turn that produced
+ * them: the deferred MHD run of the turn calls this first. */
+static void flush_log(void *p)
+{
+    front_t *f = p;
+    size_t n = f->n_logq;
+    if (n == 0)
+        return;
+    f->log_flushing = true;
+    for (size_t i = 0; i < n; i++)
+        f->logq_msgs[i] = f->logq[i].m;
+    uint64_t seq0 = 0;
+    bool logged = cg_pending_append_batch(f->pending, f->logq_msgs, n, &seq0) == CG_OK;
+    for (size_t i = 0; i < n; i++) {
+        req_t *r = f->logq[i].r;
+        cg_msg_t *m = f->logq[i].m;
+        if (r)
+            r->log_queued = false;
+        if (!logged) {
+            if (r)
+                r->await_ack = false; /* send_for_ack holds it again */
+            send_for_ack(f, r, m, true);
+            continue;
+        }
+        m->type = CG_STORE_APPEND_LOGGED;
+        m->req_id = seq0 + i;
+        if (cg_actor_send_lazy(f->store, m) != CG_OK) {
+            /* Durable in the log all the same; the next start applies it. */
+            cg_msg_free(m);
+            cg_warn("%s: the store cannot take the exchange now; it stays in the pending log",
+                    r ? r->idstr : "(ended request)");
+        } else if (!f->flush_timer) {
+            f->flush_timer = cg_actor_timer(f->actor, (uint64_t)CG_STORE_FLUSH_MS * 1000000ull, 0,
+                                            flush_cb, NULL);
+        }
+        if (r)
+            finish_held(f, r, true, NULL);
+    }
+    f->n_logq = 0;
+    f->log_flushing = false;
+}
+
+/* Queue r's exchange (m, an APPEND) for this turn's pending-log write
+ * (flush_log). False when the log is not for it: the commit-then-ACK path
+ * takes it. */
 static bool log_exchange(front_t *f, req_t *r, cg_msg_t *m)
 {
-    uint64_t seq;
-    if (cg_pending_append(f->pending, m, &seq) != CG_OK)
-        return false; /* the commit-and-ACK path decides */
-    m->type = CG_STORE_APPEND_LOGGED;
-    m->req_id = seq;
-    if (cg_actor_send_lazy(f->store, m) != CG_OK) {
-        /* Durable in the log all the same; the next start applies it. */
-        cg_msg_free(m);
-        cg_warn("%s: the store cannot take the exchange now; it stays in the pending log",
-                r->idstr);
-    } else if (!f->flush_timer) {
-        f->flush_timer =
-            cg_actor_timer(f->actor, (uint64_t)CG_STORE_FLUSH_MS * 1000000ull, 0, flush_cb, NULL);
+    if (!cg_pending_fits(m->len) || f->log_flushing || f->closing)
+        return false;
+    if (f->n_logq == f->cap_logq) {
+        f->cap_logq = f->cap_logq ? 2 * f->cap_logq : 16;
+        f->logq = cg_realloc(f->logq, f->cap_logq * sizeof *f->logq);
+        f->logq_msgs = cg_realloc(f->logq_msgs, f->cap_logq * sizeof *f->logq_msgs);
     }
+    if (f->n_logq == 0)
+        cg_actor_defer(f->actor, flush_log, f);
+    f->logq[f->n_logq++] = (logged_t){r, m};
+    r->log_queued = true;
     r->await_ack = true;
-    finish_held(f, r, true, NULL);
     return true;
 }
 
@@ -843,20 +930,7 @@ static void record(front_t *f, req_t *r, const char *status, const char *klass, 
     m->sender = m->reply_to = cg_actor_self(f->actor);
     if (ok && !r->session_key && f->pending && log_exchange(f, r, m))
         return;
-    int rc = f->store ? cg_actor_send(f->store, m) : CG_ENOENT;
-    if (rc != CG_OK) {
-        cg_msg_free(m);
-        cg_error("%s: exchange not recorded: store %s", r->idstr, cg_strerror(rc));
-        if (ok) {
-            r->await_ack = true;
-            finish_held(f, r, false, "the session store cannot take it");
-        }
-        return;
-    }
-    if (ok) {
-        r->await_ack = true;
-        r->ack_timer = cg_actor_timer(f->actor, ACK_TIMEOUT_NS, 0, ack_timeout_cb, r);
-    }
+    send_for_ack(f, r, m, ok);
 }
 
 /* The ACK (or its absence) for a held success: release the final byte, or
@@ -2045,6 +2119,10 @@ static void front_cleanup(cg_actor_t *a)
         req_free(f, f->live);
     if (f->ro)
         cg_store_ro_close(f->ro);
+    /* Handlers' deferred calls ran before this (actor.c), flush_log included. */
+    cg_assert(f->n_logq == 0);
+    cg_free(f->logq);
+    cg_free(f->logq_msgs);
     cg_free(f->sync_waiters);
     cg_free(f);
     cg_actor_set_state(a, NULL);

@@ -7,8 +7,9 @@
  * active. A record is a 24-byte header — magic, payload length, sequence
  * number, checksum (FNV-1a of the sequence number and the payload) — and
  * the payload: a CG_STORE_APPEND message's msgpack bytes, as the store
- * decodes them. One writev(2) per record; a write that fails or comes up
- * short is cut off again with ftruncate, so a record is whole or absent
+ * decodes them. The front appends the records of one loop turn with one
+ * writev(2); a write that fails or comes up short is cut off again with
+ * ftruncate, with every record of that call, so a record is whole or absent
  * (except a write cut by the death of the process: recovery stops at the
  * first record that does not check out, which can only be the last one).
  *
@@ -328,33 +329,68 @@ void cg_pending_close(cg_pending_t *p)
     cg_free(p);
 }
 
-int cg_pending_append(cg_pending_t *p, const cg_msg_t *m, uint64_t *seq)
+bool cg_pending_fits(size_t len)
+{
+    return len <= MAX_RECORD;
+}
+
+/* Records per writev: two iovecs each, within IOV_MAX (1024 on Linux). */
+#define BATCH_WRITE 256
+
+int cg_pending_append_batch(cg_pending_t *p, const cg_msg_t *const *ms, size_t n,
+                            uint64_t *first_seq)
 {
     int other = 1 - p->active;
     if (p->f[p->active].size >= SWITCH_BYTES && p->f[other].size == 0)
         p->active = other;
-    if (m->len > MAX_RECORD)
-        return CG_EIO; /* not for the log (the commit path takes it) */
+    for (size_t i = 0; i < n; i++)
+        if (!cg_pending_fits(ms[i]->len))
+            return CG_EIO; /* not for the log (the commit path takes it) */
     pl_file_t *f = &p->f[p->active];
-    pl_hdr_t h = {.magic = PL_MAGIC, .len = m->len, .seq = p->next_seq};
-    h.sum = record_sum(h.seq, m->payload, m->len);
-    struct iovec iov[2] = {{&h, sizeof h}, {(void *)m->payload, m->len}};
-    ssize_t n;
-    do
-        n = writev(f->fd, iov, 2);
-    while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)(sizeof h + m->len)) {
-        int e = n < 0 ? errno : ENOSPC;
-        if (n > 0 && ftruncate(f->fd, (off_t)f->size) != 0)
-            cg_error("store: %s: a torn record stays at the end: %s", p->path[p->active],
-                     strerror(errno));
-        cg_error("store: cannot write to %s: %s", p->path[p->active], strerror(e));
-        return CG_EIO;
+    uint64_t size0 = f->size;
+    pl_hdr_t h[BATCH_WRITE];
+    struct iovec iov[2 * BATCH_WRITE];
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < BATCH_WRITE ? n - done : BATCH_WRITE;
+        size_t want = 0;
+        for (size_t i = 0; i < k; i++) {
+            const cg_msg_t *m = ms[done + i];
+            uint64_t seq = p->next_seq + done + i;
+            h[i] = (pl_hdr_t){.magic = PL_MAGIC, .len = m->len, .seq = seq};
+            h[i].sum = record_sum(seq, m->payload, m->len);
+            iov[2 * i] = (struct iovec){&h[i], sizeof h[i]};
+            iov[2 * i + 1] = (struct iovec){(void *)m->payload, m->len};
+            want += sizeof h[i] + m->len;
+        }
+        ssize_t w;
+        do
+            w = writev(f->fd, iov, (int)(2 * k));
+        while (w < 0 && errno == EINTR);
+        if (w != (ssize_t)want) {
+            /* All or nothing: cut off this call's records, written or torn. */
+            int e = w < 0 ? errno : ENOSPC;
+            f->size += w > 0 ? (uint64_t)w : 0;
+            if (f->size > size0 && ftruncate(f->fd, (off_t)size0) != 0)
+                cg_error("store: %s: a torn record stays at the end: %s", p->path[p->active],
+                         strerror(errno));
+            f->size = size0;
+            cg_error("store: cannot write to %s: %s", p->path[p->active], strerror(e));
+            return CG_EIO;
+        }
+        f->size += want;
+        done += k;
     }
-    f->size += (uint64_t)n;
-    f->last_seq = h.seq;
-    *seq = p->next_seq++;
+    if (n) {
+        *first_seq = p->next_seq;
+        p->next_seq += n;
+        f->last_seq = p->next_seq - 1;
+    }
     return CG_OK;
+}
+
+int cg_pending_append(cg_pending_t *p, const cg_msg_t *m, uint64_t *seq)
+{
+    return cg_pending_append_batch(p, &m, 1, seq);
 }
 
 void cg_pending_applied(cg_pending_t *p, uint64_t seq, bool keep_files)

@@ -28,8 +28,8 @@
  * Pending log. An exchange without a session is read back by nobody while
  * requests run (no history, no previous_response_id), so it need not be in
  * SQLite before the client's final byte — only durable. For those the front
- * appends the APPEND payload to the pending log (cg_pending_append: one
- * writev(2), no thread hand-off), releases the final byte, and posts the
+ * appends the APPEND payload to the pending log (cg_pending_append_batch:
+ * one writev(2) per loop turn, no thread hand-off), releases the final byte, and posts the
  * message to the store as CG_STORE_APPEND_LOGGED without waking it. Within
  * CG_STORE_FLUSH_MS a CG_STORE_FLUSH wakes the store, which commits
  * everything queued in one transaction (with the log position) and answers
@@ -175,6 +175,17 @@ void cg_pending_close(cg_pending_t *p);
 /* Append an APPEND message's payload; *seq gets its sequence number. CG_OK,
  * or CG_EIO (logged; nothing of it stays in the file). */
 int cg_pending_append(cg_pending_t *p, const cg_msg_t *m, uint64_t *seq);
+
+/* The same for n messages, in one writev(2) (per 256 records): they get the
+ * sequence numbers *first_seq, *first_seq + 1, ... in order. All or nothing:
+ * on CG_EIO none of them stays in the file and no number is used. A message
+ * that does not fit (cg_pending_fits) fails the whole call. */
+int cg_pending_append_batch(cg_pending_t *p, const cg_msg_t *const *ms, size_t n,
+                            uint64_t *first_seq);
+
+/* Whether a payload of len bytes can go to the log (1 MiB at most; larger
+ * exchanges take the commit-then-ACK path). */
+bool cg_pending_fits(size_t len);
 
 /* The store committed every record up to seq (CG_STORE_SYNCED): files whose
  * records are all committed are emptied — unless keep_files (SYNCED's flag:

@@ -9,6 +9,8 @@
 #include "tests/store/helpers.h"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -272,6 +274,105 @@ static void test_kept_after_failed_batch(void)
     fx_end(&f);
 }
 
+/* n exchanges req-(first) .. req-(first + n - 1) as APPEND messages. */
+static cg_msg_t **make_msgs(int first, size_t n)
+{
+    cg_msg_t **ms = cg_calloc(n, sizeof *ms);
+    for (size_t i = 0; i < n; i++) {
+        char req[32];
+        snprintf(req, sizeof req, "req-%d", first + (int)i);
+        cg_store_exchange_t x = exchange_at(req, NULL, 1795000000000 + first + (int)i);
+        ms[i] = cg_store_append_msg(&x);
+    }
+    return ms;
+}
+
+static void free_msgs(cg_msg_t **ms, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        cg_msg_free(ms[i]);
+    cg_free(ms);
+}
+
+/* One call for many records (more than one writev's worth): consecutive
+ * numbers, every record recovered. */
+static void test_batch_appended_in_order(void)
+{
+    fx_t f = {0};
+    fx_init(&f);
+    cg_pending_t *p = open_log(&f);
+    T_ASSERT(p != NULL);
+    T_EQ_INT(append(p, 1), 1);
+    const size_t n = 600;
+    cg_msg_t **ms = make_msgs(2, n);
+    uint64_t first = 0;
+    T_EQ_INT(cg_pending_append_batch(p, (const cg_msg_t *const *)ms, n, &first), CG_OK);
+    T_EQ_INT(first, 2);
+    T_EQ_INT(cg_pending_last(p), n + 1);
+    T_EQ_INT(append(p, (int)n + 2), n + 2);
+    cg_pending_close(p);
+    p = open_log(&f);
+    T_ASSERT(p != NULL);
+    T_EQ_INT(sql_int(f.db, "SELECT count(*) FROM exchanges"), (int64_t)n + 2);
+    T_EQ_INT(count_req(&f, 300), 1);
+    T_EQ_INT(sql_int(f.db, "SELECT seq FROM pending_applied"), (int64_t)n + 2);
+    cg_pending_close(p);
+    free_msgs(ms, n);
+    fx_end(&f);
+}
+
+/* A batch is all or nothing: a write that stops part-way (here at the file
+ * size limit, in its second writev) leaves no record of it in the file and
+ * uses no number; so does a batch with a record too large for the log. */
+static void test_batch_all_or_nothing(void)
+{
+    fx_t f = {0};
+    fx_init(&f);
+    cg_pending_t *p = open_log(&f);
+    T_ASSERT(p != NULL);
+    append(p, 1);
+    off_t size1 = file_size(f.file[0]);
+    T_ASSERT(size1 > 0);
+
+    const size_t n = 400; /* 256 + 144 records */
+    cg_msg_t **ms = make_msgs(2, n);
+    size_t rec = 24 + ms[0]->len;
+    struct rlimit old;
+    T_EQ_INT(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*old_sig)(int) = signal(SIGXFSZ, SIG_IGN);
+    struct rlimit lim = {.rlim_cur = (rlim_t)size1 + 300 * rec, .rlim_max = old.rlim_max};
+    T_EQ_INT(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    uint64_t first = 0;
+    int rc = cg_pending_append_batch(p, (const cg_msg_t *const *)ms, n, &first);
+    T_EQ_INT(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, old_sig);
+    T_EQ_INT(rc, CG_EIO);
+    T_EQ_INT(file_size(f.file[0]), size1);
+    T_EQ_INT(cg_pending_last(p), 1);
+
+    char *zeros = cg_calloc(1, (1u << 20) + 1);
+    cg_msg_t *big = cg_msg_new(CG_STORE_APPEND, zeros, (1u << 20) + 1);
+    cg_free(zeros);
+    T_ASSERT(!cg_pending_fits(big->len));
+    T_ASSERT(cg_pending_fits(ms[0]->len));
+    const cg_msg_t *mixed[2] = {ms[0], big};
+    T_EQ_INT(cg_pending_append_batch(p, mixed, 2, &first), CG_EIO);
+    T_EQ_INT(file_size(f.file[0]), size1);
+    T_EQ_INT(cg_pending_last(p), 1);
+    cg_msg_free(big);
+
+    /* The same batch goes through once the file may grow: numbers go on. */
+    T_EQ_INT(cg_pending_append_batch(p, (const cg_msg_t *const *)ms, n, &first), CG_OK);
+    T_EQ_INT(first, 2);
+    cg_pending_close(p);
+    p = open_log(&f);
+    T_ASSERT(p != NULL);
+    T_EQ_INT(sql_int(f.db, "SELECT count(*) FROM exchanges"), (int64_t)n + 1);
+    cg_pending_close(p);
+    free_msgs(ms, n);
+    fx_end(&f);
+}
+
 static void test_unwritable_directory(void)
 {
     if (geteuid() == 0) {
@@ -299,6 +400,8 @@ int main(void)
     T_RUN(test_applied_records_skipped);
     T_RUN(test_files_emptied_and_switched);
     T_RUN(test_kept_after_failed_batch);
+    T_RUN(test_batch_appended_in_order);
+    T_RUN(test_batch_all_or_nothing);
     T_RUN(test_unwritable_directory);
     T_DONE();
 }
