@@ -12,7 +12,8 @@
  * so the payload is never copied. The block may keep a little slack at its
  * end; len says how much of it is payload.
  *
- * cg_msg_unpack decodes with msgpack_unpack into a small zone. msgpack-c lets str/bin
+ * cg_msg_unpack decodes with msgpack_unpack into a small zone, reused per
+ * thread (see "view zones" below). msgpack-c lets str/bin
  * objects point into the input, i.e. into the message itself, so a view is
  * valid while both the view and the message live. 's' is the exception: it is
  * copied NUL-terminated into the view's zone, because callers use it as a C
@@ -20,6 +21,7 @@
  */
 #include "mailbox/msg.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 
 /* Header bytes reserved at the front of the packing buffer. */
@@ -45,10 +47,55 @@ cg_msg_t *cg_msg_new(uint32_t type, const void *payload, size_t len)
     return m;
 }
 
+/* An upper bound of the payload cg_msg_pack will encode for fmt and ap:
+ * msgpack headers at their widest plus the bytes. */
+static size_t packed_bound(const char *fmt, va_list ap)
+{
+    size_t n = 5; /* array32 */
+    for (const char *f = fmt; *f; f++) {
+        switch (*f) {
+        case 'u':
+            (void)va_arg(ap, uint64_t);
+            n += 9;
+            break;
+        case 'i':
+            (void)va_arg(ap, int64_t);
+            n += 9;
+            break;
+        case 'd':
+            (void)va_arg(ap, double);
+            n += 9;
+            break;
+        case 'b':
+            (void)va_arg(ap, int);
+            n += 1;
+            break;
+        case 's': {
+            const char *str = va_arg(ap, const char *);
+            n += 5 + (str ? strlen(str) : 0);
+            break;
+        }
+        case 'S':
+        case 'x':
+            (void)va_arg(ap, const void *);
+            n += 5 + va_arg(ap, size_t);
+            break;
+        default:
+            cg_assert(!"cg_msg_pack: unknown format letter");
+        }
+    }
+    return n;
+}
+
 cg_msg_t *cg_msg_pack(uint32_t type, const char *fmt, ...)
 {
+    /* Sized once: the block is allocated at its final size, never grown. */
+    va_list sz;
+    va_start(sz, fmt);
+    size_t bound = packed_bound(fmt, sz);
+    va_end(sz);
     cg_buf_t b = {0};
-    cg_buf_reserve(&b, HDR + 120);
+    cg_buf_reserve(&b, HDR + bound);
     memset(b.data, 0, HDR);
     b.len = HDR;
 
@@ -156,20 +203,72 @@ static bool take_bytes(msgpack_zone *z, const msgpack_object *o, bool allow_str,
     return true;
 }
 
+/* ---- view zones ----
+ * A view's zone holds only arrays/maps of objects (strings point into the
+ * message) and grows in chunks if needed. Each thread keeps a few finished
+ * zones, cleared (msgpack_zone_clear keeps the first chunk), for its next
+ * views: a request's five decodes then cost no malloc and no free (a new
+ * zone is two of each). Nested views simply take another zone. The cache
+ * is freed when its thread ends. */
+
+#define ZONE_CACHE 4
+
+typedef struct zone_cache {
+    msgpack_zone *z[ZONE_CACHE];
+    int n;
+    bool keyed; /* the thread key's destructor will free it */
+} zone_cache_t;
+
+static _Thread_local zone_cache_t zcache;
+static pthread_key_t zcache_key;
+static pthread_once_t zcache_once = PTHREAD_ONCE_INIT;
+
+static void zcache_free(void *p)
+{
+    zone_cache_t *c = p;
+    while (c->n > 0)
+        msgpack_zone_free(c->z[--c->n]);
+}
+
+static void zcache_init(void)
+{
+    if (pthread_key_create(&zcache_key, zcache_free) != 0)
+        cg_error("msg: no thread key; view zones are not cached");
+}
+
+static msgpack_zone *zone_get(void)
+{
+    if (zcache.n > 0)
+        return zcache.z[--zcache.n];
+    msgpack_zone *z = msgpack_zone_new(ZONE_CHUNK);
+    if (!z) {
+        cg_error("msg: out of memory");
+        abort();
+    }
+    return z;
+}
+
+static void zone_put(msgpack_zone *z)
+{
+    /* A zone that grew beyond its first chunk gives the rest back here. */
+    msgpack_zone_clear(z);
+    if (!zcache.keyed) {
+        /* First use on this thread: the key's destructor frees the cache
+         * when the thread ends. */
+        pthread_once(&zcache_once, zcache_init);
+        zcache.keyed = pthread_setspecific(zcache_key, &zcache) == 0;
+    }
+    if (zcache.keyed && zcache.n < ZONE_CACHE)
+        zcache.z[zcache.n++] = z;
+    else
+        msgpack_zone_free(z);
+}
+
 int cg_msg_unpack(const cg_msg_t *m, cg_msg_view_t *v, const char *fmt, ...)
 {
     msgpack_unpacked_init(&v->up);
     v->ready = 1;
-
-    /* A small zone: it holds only arrays/maps of objects (strings point
-     * into m) and grows in chunks if needed. msgpack_unpack_next would
-     * start every view with an 8 KiB chunk, a malloc that misses glibc's
-     * per-thread cache; this halves the cost of a small message. */
-    v->up.zone = msgpack_zone_new(ZONE_CHUNK);
-    if (!v->up.zone) {
-        cg_error("msg: out of memory");
-        abort();
-    }
+    v->up.zone = zone_get();
     size_t off = 0;
     msgpack_unpack_return r =
         msgpack_unpack((const char *)m->payload, m->len, &off, v->up.zone, &v->up.data);
@@ -248,8 +347,9 @@ int cg_msg_unpack(const cg_msg_t *m, cg_msg_view_t *v, const char *fmt, ...)
 
 void cg_msg_view_done(cg_msg_view_t *v)
 {
-    if (v->ready)
-        msgpack_unpacked_destroy(&v->up);
+    if (v->ready && v->up.zone)
+        zone_put(v->up.zone);
+    v->up.zone = NULL;
     v->ready = 0;
 }
 
