@@ -158,6 +158,19 @@ struct xfer {
 
 #define EASY_SPARES 32
 
+/* Where a model's transfers go and the header lines they send, built once per
+ * config and kept for the next transfers to the same model: a provider's
+ * transfers mostly go to one model, and building these was a dozen small
+ * allocations per transfer. Only for the built-in client (use_h1). */
+typedef struct route {
+    uint64_t cfg_serial; /* cg_config_t.serial it was built from; 0: empty */
+    const cg_model_t *model;
+    char *url;
+    bool use_h1;
+    cg_h1_target_t target; /* use_h1: points into url */
+    cg_buf_t hlines;       /* use_h1: the header block (hdr_lines) */
+} route_t;
+
 struct prov {
     cg_actor_t *actor;
     char *name;
@@ -172,6 +185,7 @@ struct prov {
      * curl, on every request. */
     CURL *spare[EASY_SPARES];
     size_t n_spare;
+    route_t routes[2]; /* [stream]: the last model used each way */
 };
 
 static const adapter_t *find_adapter(cg_api_t api);
@@ -801,6 +815,44 @@ static void hdr_lines(hdrs_t *hs, cg_buf_t *out)
     hs->n = 0;
 }
 
+/* Every header a transfer to m sends, in order of precedence. */
+static void model_headers(const cg_model_t *m, bool stream, hdrs_t *hs)
+{
+    cg_xlate_headers(m, stream, hdr_add, hs); /* auth scheme, content negotiation */
+    const cg_provider_t *pv = m->provider;
+    for (size_t i = 0; i < pv->n_headers; i++)
+        hdr_add(hs, pv->headers[i].name, pv->headers[i].value);
+    for (size_t i = 0; i < m->n_headers; i++)
+        hdr_add(hs, m->headers[i].name, m->headers[i].value);
+}
+
+static void route_clear(route_t *rt)
+{
+    cg_free(rt->url);
+    cg_buf_free(&rt->hlines);
+    *rt = (route_t){0};
+}
+
+/* The route of m (of cfg) for a stream or not: kept from the last transfer
+ * when the config and the model are the same, else built. */
+static const route_t *route_for(prov_t *p, const cg_config_t *cfg, const cg_model_t *m, bool stream)
+{
+    route_t *rt = &p->routes[stream ? 1 : 0];
+    if (rt->cfg_serial == cfg->serial && rt->model == m)
+        return rt;
+    route_clear(rt);
+    rt->cfg_serial = cfg->serial;
+    rt->model = m;
+    rt->url = cg_sprintf("%s%s", m->provider->base_url, cg_xlate_path(m->api));
+    rt->use_h1 = p->h1 && cg_h1_target_parse(rt->url, &rt->target);
+    if (rt->use_h1) {
+        hdrs_t hs = {.n = 0};
+        model_headers(m, stream, &hs);
+        hdr_lines(&hs, &rt->hlines);
+    }
+    return rt;
+}
+
 /* Resolve the ref in the current config and copy what the transfer needs.
  * 0, or < 0 with *cls and err set. */
 static int prepare(prov_t *p, xfer_t *x, const char *ref, size_t ref_len, const char *body,
@@ -860,21 +912,23 @@ static int prepare(prov_t *p, xfer_t *x, const char *ref, size_t ref_len, const 
         goto out;
     }
     x->model_ref = cg_strdup(m->ref);
-    x->url = cg_sprintf("%s%s", pv->base_url, cg_xlate_path(m->api));
     if (x->stream)
         x->xs = cg_xlate_stream_new(x->client, m->api, m->ref, &x->xo);
-
-    hdrs_t hs = {.n = 0};
-    cg_xlate_headers(m, x->stream, hdr_add, &hs); /* auth scheme, content negotiation */
-    for (size_t i = 0; i < pv->n_headers; i++)
-        hdr_add(&hs, pv->headers[i].name, pv->headers[i].value);
-    for (size_t i = 0; i < m->n_headers; i++)
-        hdr_add(&hs, m->headers[i].name, m->headers[i].value);
-    x->use_h1 = p->h1 && cg_h1_target_parse(x->url, &x->target);
-    if (x->use_h1)
-        hdr_lines(&hs, &x->hlines);
-    else
+    const route_t *rt = route_for(p, cfg, m, x->stream);
+    x->url = cg_strdup(rt->url);
+    x->use_h1 = rt->use_h1;
+    if (x->use_h1) {
+        /* The transfer's own copies: the route may be rebuilt before it ends. */
+        x->target = rt->target;
+        x->target.authority = x->url + (rt->target.authority - rt->url);
+        x->target.path = x->url + (rt->target.path - rt->url);
+        cg_buf_reserve(&x->hlines, rt->hlines.len);
+        cg_buf_append(&x->hlines, rt->hlines.data, rt->hlines.len);
+    } else {
+        hdrs_t hs = {.n = 0};
+        model_headers(m, x->stream, &hs);
         x->headers = hdr_list(&hs);
+    }
 
     /* Timeouts: a value > 0 from the owner wins; otherwise the config's. The
      * first-token default applies to streams only: a non-stream reply's first
@@ -1386,6 +1440,8 @@ static void prov_cleanup(cg_actor_t *a)
     cg_h1_free(p->h1);
     while (p->n_spare)
         curl_easy_cleanup(p->spare[--p->n_spare]);
+    route_clear(&p->routes[0]);
+    route_clear(&p->routes[1]);
     cg_free(p->name);
     cg_free(p);
     cg_actor_set_state(a, NULL);

@@ -2431,6 +2431,8 @@ int cg_config_load_string(const char *name, const char *text, size_t len,
     }
     c.root = cg_json5_root(c.doc);
     c.cfg = cg_calloc(1, sizeof *c.cfg);
+    static _Atomic uint64_t serials;
+    c.cfg->serial = ++serials;
     c.cfg->path = cg_strdup(c.file);
     settings_defaults(&c.cfg->settings);
 

@@ -151,6 +151,9 @@ typedef struct cg_config {
     cg_settings_t settings;
     cg_keep_warm_t *keep_warm;
     size_t n_keep_warm;
+    /* Distinct for every config loaded in this process, never 0: what
+     * caches of per-config work key on (an address can be reused). */
+    uint64_t serial;
 } cg_config_t;
 
 /* A list of messages (errors or notices), each a heap string. */

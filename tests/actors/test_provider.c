@@ -773,15 +773,16 @@ static void config_free_cb(void *p)
     cg_config_free(p);
 }
 
-static void load_config(void)
+/* The test config with this provider key and X-Prov header value. */
+static cg_config_t *build_config(const char *key, const char *xprov)
 {
     int dead = dead_port();
     char *text = cg_sprintf(
         "{\n"
         "  models: { mode: 'replace', providers: {\n"
         "    local: {\n"
-        "      baseUrl: 'http://127.0.0.1:%d/v1', apiKey: 'sk-test', api: 'openai-completions',\n"
-        "      headers: { 'X-Prov': 'p1', 'X-Both': 'provider' },\n"
+        "      baseUrl: 'http://127.0.0.1:%d/v1', apiKey: '%s', api: 'openai-completions',\n"
+        "      headers: { 'X-Prov': '%s', 'X-Both': 'provider' },\n"
         "      models: [\n"
         "        { id: 'm-json', name: 'json', headers: { 'X-Model': 'm1', 'X-Both': 'model' } },\n"
         "        { id: 'm-stream', name: 'stream', compat: { supportsUsageInStreaming: true } },\n"
@@ -804,7 +805,7 @@ static void load_config(void)
         "  agents: { defaults: { model: { primary: 'local/m-json' },\n"
         "    models: { 'local/m-json': { alias: 'fast' } } } },\n"
         "}\n",
-        srv.port, dead);
+        srv.port, key, xprov, dead);
     cg_config_t *c = NULL;
     cg_diags_t errs = {0}, notes = {0};
     int rc = cg_config_load_string("test.json5", text, strlen(text), NULL, &c, &errs, &notes);
@@ -817,7 +818,12 @@ static void load_config(void)
         fprintf(stderr, "test config did not load\n");
         exit(2);
     }
-    config = cg_snap_new(c, config_free_cb);
+    return c;
+}
+
+static void load_config(void)
+{
+    config = cg_snap_new(build_config("sk-test", "p1"), config_free_cb);
     local_args.config = config;
     dead_args.config = config;
 }
@@ -974,6 +980,66 @@ static void test_nonstream_json(void)
     h = hdr_get(rec->headers, "Expect");
     T_ASSERT(h == NULL);
     free(h);
+}
+
+/* The header value the upstream got on its request number ri (a copy). */
+static char *sent_header(int ri, const char *name)
+{
+    return ri >= 0 ? hdr_get(srv_rec(ri)->headers, name) : NULL;
+}
+
+/* The URL and header lines a provider keeps per model (route_for) follow the
+ * model asked for, stream or not, and a new config: each request carries its
+ * own model's headers, whatever the one before it had. */
+static void test_route_follows_model_and_config(void)
+{
+    struct {
+        const char *ref;
+        bool stream;
+        const char *model_hdr, *accept, *both;
+    } seq[] = {
+        {"local/m-json", false, "m1", "application/json", "model"},
+        {"local/m-stream", true, NULL, "text/event-stream", "provider"},
+        {"local/m-json", false, "m1", "application/json", "model"},
+        {"local/m-json", true, "m1", "text/event-stream", "model"},
+        {"local/m-stream", false, NULL, "application/json", "provider"},
+        {"local/m-json", false, "m1", "application/json", "model"},
+    };
+    for (size_t i = 0; i < CG_ARRAY_LEN(seq); i++) {
+        int before = srv_n_recs();
+        req_t r = {.ref = seq[i].ref, .stream = seq[i].stream};
+        run(prov_local, &r, NULL);
+        int ri = srv_wait_model(strchr(seq[i].ref, '/') + 1, before);
+        T_ASSERTF(ri >= 0, "request %zu reached the upstream", i);
+        char *h = sent_header(ri, "X-Model");
+        T_ASSERTF(seq[i].model_hdr ? h && strcmp(h, seq[i].model_hdr) == 0 : h == NULL,
+                  "request %zu: X-Model %s", i, h ? h : "(none)");
+        free(h);
+        h = sent_header(ri, "Accept");
+        T_ASSERTF(h && strcmp(h, seq[i].accept) == 0, "request %zu: Accept %s", i, h ? h : "-");
+        free(h);
+        h = sent_header(ri, "X-Both");
+        T_ASSERTF(h && strcmp(h, seq[i].both) == 0, "request %zu: X-Both %s", i, h ? h : "-");
+        free(h);
+    }
+    /* A reload: the next request has the new key and header. */
+    for (int round = 0; round < 2; round++) {
+        const char *key = round == 0 ? "sk-new" : "sk-test";
+        const char *xprov = round == 0 ? "p2" : "p1";
+        cg_snap_publish(config, build_config(key, xprov));
+        int before = srv_n_recs();
+        req_t r = {.ref = "local/m-json"};
+        run(prov_local, &r, NULL);
+        int ri = srv_wait_model("m-json", before);
+        char *want = cg_sprintf("Bearer %s", key);
+        char *h = sent_header(ri, "Authorization");
+        T_ASSERTF(h && strcmp(h, want) == 0, "round %d: Authorization %s", round, h ? h : "-");
+        free(h);
+        cg_free(want);
+        h = sent_header(ri, "X-Prov");
+        T_ASSERTF(h && strcmp(h, xprov) == 0, "round %d: X-Prov %s", round, h ? h : "-");
+        free(h);
+    }
 }
 
 /* Check a finished stream's events: HEAD first, chunks verbatim, DONE last. */
@@ -1567,6 +1633,7 @@ static void run_suite(const char *client)
     setenv("CLAWGATE_HTTP_CLIENT", client, 1);
     prov_local = spawn_provider(&local_args);
     T_RUN(test_nonstream_json);
+    T_RUN(test_route_follows_model_and_config);
     T_RUN(test_member_table_handed_over);
     T_RUN(test_stream_usage_stripped);
     T_RUN(test_stream_usage_kept);
