@@ -682,7 +682,9 @@ cg_h1_req_t *cg_h1_start(cg_h1_t *c, const cg_h1_opts_t *o, const cg_h1_cbs_t *c
         cg_buf_puts(h, "\r\nUser-Agent: ");
         cg_buf_puts(h, o->user_agent);
     }
-    cg_buf_printf(h, "\r\nContent-Length: %zu\r\n", q->body_len);
+    cg_buf_puts(h, "\r\nContent-Length: ");
+    cg_buf_put_u64(h, q->body_len);
+    cg_buf_puts(h, "\r\n");
     if (o->headers_len)
         cg_buf_append(h, o->headers, o->headers_len);
     cg_buf_puts(h, "\r\n");

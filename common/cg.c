@@ -126,20 +126,47 @@ void cg_buf_puts(cg_buf_t *b, const char *s)
 
 void cg_buf_printf(cg_buf_t *b, const char *fmt, ...)
 {
+    /* Formatted into the room there is; a second pass only when it did not
+     * fit (formatting twice, to measure first, doubled the cost). */
+    cg_buf_reserve(b, 63);
+    size_t room = b->cap - b->len;
     va_list ap;
     va_start(ap, fmt);
     va_list ap2;
     va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(b->data + b->len, room, fmt, ap);
     va_end(ap);
+    if (n >= 0 && (size_t)n >= room) {
+        cg_buf_reserve(b, (size_t)n);
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap2);
+    }
+    va_end(ap2);
     if (n < 0) {
-        va_end(ap2);
+        b->data[b->len] = '\0'; /* what the failed call may have written is dropped */
         return;
     }
-    cg_buf_reserve(b, (size_t)n);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap2);
-    va_end(ap2);
     b->len += (size_t)n;
+}
+
+void cg_buf_put_u64(cg_buf_t *b, uint64_t v)
+{
+    char d[20];
+    size_t n = 0;
+    do {
+        d[sizeof d - ++n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    cg_buf_append(b, d + sizeof d - n, n);
+}
+
+void cg_buf_put_i64(cg_buf_t *b, int64_t v)
+{
+    if (v < 0) {
+        cg_buf_append(b, "-", 1);
+        cg_buf_put_u64(b, (uint64_t)0 - (uint64_t)v); /* INT64_MIN included */
+        return;
+    }
+    cg_buf_put_u64(b, (uint64_t)v);
 }
 
 void cg_buf_consume(cg_buf_t *b, size_t n)

@@ -74,6 +74,9 @@ void cg_buf_reserve(cg_buf_t *b, size_t extra);
 void cg_buf_append(cg_buf_t *b, const void *p, size_t n);
 void cg_buf_puts(cg_buf_t *b, const char *s);
 void cg_buf_printf(cg_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Decimal digits of v (what "%llu" / "%lld" print), without printf. */
+void cg_buf_put_u64(cg_buf_t *b, uint64_t v);
+void cg_buf_put_i64(cg_buf_t *b, int64_t v);
 void cg_buf_consume(cg_buf_t *b, size_t n); /* drop n bytes from the front */
 void cg_buf_reset(cg_buf_t *b);             /* len = 0, keep memory */
 void cg_buf_free(cg_buf_t *b);

@@ -233,8 +233,20 @@ static req_t *req_new(front_t *f, struct MHD_Connection *conn)
     r->t0_ns = cg_now_ns();
     r->started_ms = cg_wall_ms();
     r->ttft_ms = -1;
-    snprintf(r->idstr, sizeof r->idstr, "req_%012llx%06llx", (unsigned long long)f->id_prefix,
-             (unsigned long long)(r->id & 0xffffff));
+    /* "req_%012llx%06llx" of the prefix and the low 24 bits of the id,
+     * written without printf (every request). */
+    static const char hex[] = "0123456789abcdef";
+    uint64_t words[2] = {f->id_prefix, r->id & 0xffffff};
+    int digits[2] = {12, 6};
+    char *o = r->idstr;
+    memcpy(o, "req_", 4);
+    o += 4;
+    for (int w = 0; w < 2; w++) {
+        cg_assert(words[w] >> (4 * digits[w]) == 0); /* %012llx would print more digits */
+        for (int i = digits[w] - 1; i >= 0; i--)
+            *o++ = hex[(words[w] >> (4 * i)) & 0xf];
+    }
+    *o = '\0';
     size_t b = bucket_of(r->id);
     r->hnext = f->buckets[b];
     f->buckets[b] = r;
@@ -1096,8 +1108,13 @@ static void note_attempt(req_t *r, const char *klass, int64_t status, const char
         r->att[r->n_attempts].status = (int)status;
         r->att[r->n_attempts].ms = (int64_t)ms;
     }
-    cg_buf_printf(&r->attempts, "%s%s;%s;%lld", r->attempts.len ? ", " : "", r->model_ref,
-                  klass ? klass : "ok", (long long)status);
+    if (r->attempts.len)
+        cg_buf_puts(&r->attempts, ", ");
+    cg_buf_puts(&r->attempts, r->model_ref);
+    cg_buf_puts(&r->attempts, ";");
+    cg_buf_puts(&r->attempts, klass ? klass : "ok");
+    cg_buf_puts(&r->attempts, ";");
+    cg_buf_put_i64(&r->attempts, status);
     if (klass)
         cg_buf_printf(&r->attempts_detail, "%s%s: %s, status %lld, %llu ms: %.*s",
                       r->attempts_detail.len ? "; " : "", r->model_ref, klass, (long long)status,
@@ -1527,8 +1544,12 @@ static void dispatch_chat(front_t *f, req_t *r)
         return;
     }
     r->omit_reasoning = rmode && strcasecmp(rmode, "omit") == 0;
-    snprintf(r->response_id, sizeof r->response_id, "%s%s", responses ? "resp_" : "chatcmpl-",
-             r->idstr + 4);
+    const char *rid_prefix = responses ? "resp_" : "chatcmpl-";
+    size_t rp = strlen(rid_prefix), rn = strlen(r->idstr + 4);
+    _Static_assert(sizeof r->response_id >= sizeof "chatcmpl-" + sizeof r->idstr - 4,
+                   "response_id holds the prefix and the request id");
+    memcpy(r->response_id, rid_prefix, rp);
+    memcpy(r->response_id + rp, r->idstr + 4, rn + 1);
     bool stream = false;
     if (st && st->type != CG_JNULL) {
         if (st->type != CG_JTRUE && st->type != CG_JFALSE) {

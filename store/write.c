@@ -920,8 +920,11 @@ void cg_store_rec_from_exchange(const cg_store_exchange_t *x, cg_store_rec_t *r,
             cg_json_quote(attempts_buf, a->fail_class, strlen(a->fail_class));
         else
             cg_buf_puts(attempts_buf, "null");
-        cg_buf_printf(attempts_buf, ",\"http_status\":%d,\"duration_ms\":%lld}",
-                      (int)a->http_status, (long long)a->duration_ms);
+        cg_buf_puts(attempts_buf, ",\"http_status\":");
+        cg_buf_put_i64(attempts_buf, a->http_status);
+        cg_buf_puts(attempts_buf, ",\"duration_ms\":");
+        cg_buf_put_i64(attempts_buf, a->duration_ms);
+        cg_buf_puts(attempts_buf, "}");
     }
     cg_buf_puts(attempts_buf, "]");
     r->attempts_json = (cg_str_t){attempts_buf->data, attempts_buf->len};

@@ -31,6 +31,51 @@ static void buf_printf_and_consume(void)
     cg_buf_free(&b);
 }
 
+/* One formatting pass into the room there is, a second one only when it does
+ * not fit: at every length around the room, the text is what snprintf makes
+ * and the buffer stays NUL-terminated. */
+static void buf_printf_at_the_edge(void)
+{
+    for (size_t pre = 0; pre < 140; pre += 7) {
+        for (int w = 1; w < 200; w += 3) {
+            cg_buf_t b = {0};
+            for (size_t i = 0; i < pre; i++)
+                cg_buf_append(&b, "p", 1);
+            cg_buf_printf(&b, "<%0*d>", w, w);
+            char want[256];
+            int n = snprintf(want, sizeof want, "<%0*d>", w, w);
+            T_EQ_INT(b.len, pre + (size_t)n);
+            T_ASSERT(memcmp(b.data + pre, want, (size_t)n) == 0);
+            T_EQ_INT(b.data[b.len], '\0');
+            cg_buf_free(&b);
+        }
+    }
+}
+
+/* Decimal digits as printf writes them, extremes included. */
+static void buf_put_numbers(void)
+{
+    const int64_t is[] = {0, 1, -1, 9, 10, -10, 429, 1234567890123LL, INT64_MAX, INT64_MIN};
+    const uint64_t us[] = {0, 7, 10, 99, 100, 65536, UINT64_MAX};
+    for (size_t i = 0; i < CG_ARRAY_LEN(is); i++) {
+        cg_buf_t b = {0};
+        cg_buf_puts(&b, "x=");
+        cg_buf_put_i64(&b, is[i]);
+        char want[40];
+        snprintf(want, sizeof want, "x=%lld", (long long)is[i]);
+        T_EQ_STR(b.data, want);
+        cg_buf_free(&b);
+    }
+    for (size_t i = 0; i < CG_ARRAY_LEN(us); i++) {
+        cg_buf_t b = {0};
+        cg_buf_put_u64(&b, us[i]);
+        char want[40];
+        snprintf(want, sizeof want, "%llu", (unsigned long long)us[i]);
+        T_EQ_STR(b.data, want);
+        cg_buf_free(&b);
+    }
+}
+
 static void buf_steal_keeps_nul(void)
 {
     cg_buf_t b = {0};
@@ -97,6 +142,8 @@ int main(void)
 {
     T_RUN(buf_append_and_grow);
     T_RUN(buf_printf_and_consume);
+    T_RUN(buf_printf_at_the_edge);
+    T_RUN(buf_put_numbers);
     T_RUN(buf_steal_keeps_nul);
     T_RUN(strings);
     T_RUN(clocks_move_forward);

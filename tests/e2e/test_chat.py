@@ -7,6 +7,7 @@ the process exits 0 on SIGTERM (ASan build: no leaks)."""
 
 import glob
 import json
+import re
 import os
 import socket
 import sys
@@ -86,7 +87,9 @@ def test_plain_passthrough():
     st, h, body = gw.request("POST", "/v1/chat/completions", chat())
     eq(st, 200, "status")
     check((h.get("content-type") or "").startswith("application/json"), "content-type")
-    check(h.get("x-request-id"), "x-request-id")
+    rid = h.get("x-request-id") or ""
+    check(re.fullmatch(r"req_[0-9a-f]{18}", rid), "x-request-id is req_ and 18 hex digits: %r" % rid)
+    eq(h.get("x-clawgate-attempts"), "fake/m1;ok;200", "x-clawgate-attempts")
     eq(h.get("x-clawgate-model"), "fake/m1", "x-clawgate-model")
     e = fake.last()
     check(e is not None, "the fake got the request")
@@ -95,6 +98,9 @@ def test_plain_passthrough():
     eq(e["headers"].get("authorization"), "Bearer sk-test", "upstream Authorization")
     eq(strip(e["json"]), strip(chat()), "client fields untouched")
     eq(json_body(body)["choices"][0]["message"]["content"], "echo: hello there world", "reply")
+    _, h2, _ = gw.request("POST", "/v1/chat/completions", chat())
+    rid2 = h2.get("x-request-id") or ""
+    check(rid2 != rid and rid2[:16] == rid[:16], "ids differ, same prefix: %r %r" % (rid, rid2))
 
 
 def test_model_forms():
