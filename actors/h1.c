@@ -30,7 +30,7 @@ typedef struct conn conn_t;
 struct conn {
     cg_h1_t *c;
     int fd;
-    struct sockaddr_storage sa;
+    cg_h1_addr_t sa;
     socklen_t salen;
     conn_t *prev, *next; /* the idle list, most recently used first */
     cg_h1_req_t *req;    /* the request using it; NULL when idle */
@@ -82,17 +82,17 @@ typedef cg_h1_target_t url_t;
 
 static bool set_addr(url_t *u, int family, const char *host, unsigned port)
 {
-    struct sockaddr_storage *ss = &u->addr[u->n_addr];
+    cg_h1_addr_t *ss = &u->addr[u->n_addr];
     memset(ss, 0, sizeof *ss);
     if (family == AF_INET) {
-        struct sockaddr_in *in = (struct sockaddr_in *)ss;
+        struct sockaddr_in *in = &ss->in;
         if (inet_pton(AF_INET, host, &in->sin_addr) != 1)
             return false;
         in->sin_family = AF_INET;
         in->sin_port = htons((uint16_t)port);
         u->alen[u->n_addr++] = sizeof *in;
     } else {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+        struct sockaddr_in6 *in6 = &ss->in6;
         if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1)
             return false;
         in6->sin6_family = AF_INET6;
@@ -347,16 +347,14 @@ static void fail(cg_h1_req_t *q, int code, const char *fmt, ...)
     finish(q, code, msg, false);
 }
 
-static void addr_text(const struct sockaddr_storage *ss, char *out, size_t n, unsigned *port)
+static void addr_text(const cg_h1_addr_t *ss, char *out, size_t n, unsigned *port)
 {
-    if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &in6->sin6_addr, out, (socklen_t)n);
-        *port = ntohs(in6->sin6_port);
+    if (ss->sa.sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &ss->in6.sin6_addr, out, (socklen_t)n);
+        *port = ntohs(ss->in6.sin6_port);
     } else {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &in->sin_addr, out, (socklen_t)n);
-        *port = ntohs(in->sin_port);
+        inet_ntop(AF_INET, &ss->in.sin_addr, out, (socklen_t)n);
+        *port = ntohs(ss->in.sin_port);
     }
 }
 
@@ -432,9 +430,9 @@ static void on_connect_timeout(cg_actor_t *a, void *ud)
 static void open_conn(cg_h1_req_t *q)
 {
     cg_h1_t *c = q->c;
-    const struct sockaddr_storage *sa = &q->t->addr[q->ai];
+    const cg_h1_addr_t *sa = &q->t->addr[q->ai];
     socklen_t salen = q->t->alen[q->ai];
-    int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(sa->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         int e = errno;
         fail(q, CURLE_COULDNT_CONNECT, "socket: %s", strerror(e));
@@ -451,7 +449,7 @@ static void open_conn(cg_h1_req_t *q)
     k->req = q;
     q->conn = k;
     c->opened++;
-    int rc = connect(fd, (const struct sockaddr *)sa, salen);
+    int rc = connect(fd, &sa->sa, salen);
     int e = errno;
     if (rc < 0 && e != EINPROGRESS) {
         close(fd);

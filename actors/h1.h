@@ -51,8 +51,16 @@ typedef struct cg_h1_cbs {
  * head. authority and path point into the URL, which must outlive it. */
 #define CG_H1_MAX_ADDRS 2
 
+/* An IPv4 or IPv6 address: a sockaddr_storage would be 128 bytes, which made
+ * the provider's per-transfer struct too large for glibc's thread cache. */
+typedef union cg_h1_addr {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+} cg_h1_addr_t;
+
 typedef struct cg_h1_target {
-    struct sockaddr_storage addr[CG_H1_MAX_ADDRS];
+    cg_h1_addr_t addr[CG_H1_MAX_ADDRS];
     socklen_t alen[CG_H1_MAX_ADDRS];
     int n_addr;
     const char *authority; /* host[:port] as written: the Host header */

@@ -156,6 +156,11 @@ struct xfer {
     uint64_t idle_timer;
 };
 
+/* One per transfer: glibc serves blocks up to 1032 bytes from its per-thread
+ * cache; a larger one goes through the arena (and made it consolidate its
+ * fast bins on every request). */
+_Static_assert(sizeof(struct xfer) <= 1032, "xfer_t outgrew glibc's thread cache");
+
 #define EASY_SPARES 32
 
 /* Where a model's transfers go and the header lines they send, built once per

@@ -350,6 +350,10 @@ void cg_xlate_stream_free(cg_xlate_stream_t *xs)
     cg_free(xs);
 }
 
+/* One per reply (xs_new): kept within glibc's per-thread cache (1032 bytes),
+ * like the provider's xfer_t. */
+_Static_assert(sizeof(xs_t) <= 1032, "xs_t outgrew glibc's thread cache");
+
 static bool is_done_marker(const char *d, size_t n)
 {
     while (n && (*d == ' ' || *d == '\t' || *d == '\r' || *d == '\n')) {

@@ -89,7 +89,7 @@ struct cg_xlate_stream {
     bool closed; /* finish or fail emitted its closing events */
     const char *finish_reason;
     cg_xlate_usage_t usage;
-    char err[512];
+    char err[400]; /* with the rest, under 1 KiB: glibc's thread cache takes it */
     size_t passed, encoded;
 
     /* upstream identity of a chat reply, reused when re-encoding */
