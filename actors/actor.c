@@ -656,10 +656,20 @@ static void dispatch(cg_actor_t *a, cg_msg_t *m)
 }
 
 /* One epoll_wait (timeout -1 or 0) and the callbacks for what it returned. */
-static void poll_once(cg_loop_t *l, int timeout)
+/* awake: the mailboxes were armed for sleep (cg_mbox_prepare_sleep). */
+static void poll_once(cg_loop_t *l, int timeout, bool awake)
 {
     struct epoll_event evs[64];
     int k = epoll_wait(l->epfd, evs, (int)CG_ARRAY_LEN(evs), timeout);
+    if (awake) {
+        /* Running again, before any callback: a message one of them sends to
+         * an actor of this loop (provider -> front) would otherwise write that
+         * actor's eventfd, costing a write, a read and a wake-up for a
+         * message the next turn takes anyway. The turn starts with messages,
+         * so nothing sent from here on waits for an event. */
+        for (size_t i = 0; i < l->nact; i++)
+            cg_mbox_awake(l->actors[i]->mb);
+    }
     if (k < 0 && errno != EINTR) {
         for (size_t i = 0; i < l->nact; i++)
             cg_actor_exit(l->actors[i], CG_EXIT_ERROR, "epoll_wait failed");
@@ -800,12 +810,13 @@ static void turn(cg_loop_t *l)
         for (size_t i = 0; i < l->nact && !have_timers; i++)
             have_timers = l->actors[i]->nheap > 0;
         if (timeout != 0 || l->nuser || have_timers || !l->dedicated)
-            poll_once(l, timeout);
+            poll_once(l, timeout, armed_sleep);
         /* else: nothing but messages to look at; skip the system call */
         if (armed_sleep) {
-            /* Running again: mailboxes whose eventfd did not fire keep their
-             * flag set, and a producer on this very thread (one actor
-             * sending to another) would write their eventfd for nothing. */
+            /* Running again (poll_once did this already if it ran):
+             * mailboxes whose eventfd did not fire keep their flag set, and a
+             * producer on this very thread (one actor sending to another)
+             * would write their eventfd for nothing. */
             for (size_t i = 0; i < l->nact; i++)
                 cg_mbox_awake(l->actors[i]->mb);
         }
