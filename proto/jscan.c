@@ -956,6 +956,10 @@ const cg_jmember_t *cg_jscan_get(const cg_jscan_t *js, const char *key)
                     return m;
                 continue;
             }
+            /* Longer: only escapes can make it decode to key, and its first
+             * byte is then key's first byte or the start of an escape. */
+            if (klen == 0 || (r[0] != (uint8_t)key[0] && r[0] != '\\'))
+                continue;
             if (!has_backslash(r, m->key_len))
                 continue;
         }

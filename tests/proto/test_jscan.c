@@ -367,6 +367,16 @@ static void test_member_spans(void)
     T_ASSERT(cg_jscan_get(&je, "idd") == &je.members[7]);
     T_ASSERT(cg_jscan_get(&je, "i") == NULL);
     T_ASSERT(cg_jscan_get(&je, "a\\\\b") == NULL);
+    /* An escape as the first byte (the first-byte shortcut must let it
+     * through), and the empty key. */
+    const char *esc1 = "{\"\\u006dodel\":1,\"\\u0069d\":2,\"\":3,\"\\u0061\":4}";
+    T_EQ_INT(scan_obj(&je, esc1, &err), 0);
+    T_EQ_INT(je.n_members, 4);
+    T_ASSERT(cg_jscan_get(&je, "model") == &je.members[0]);
+    T_ASSERT(cg_jscan_get(&je, "id") == &je.members[1]);
+    T_ASSERT(cg_jscan_get(&je, "") == &je.members[2]);
+    T_ASSERT(cg_jscan_get(&je, "a") == &je.members[3]);
+    T_ASSERT(cg_jscan_get(&je, "b") == NULL);
     T_ASSERT(cg_jscan_get(&js, "missing") == NULL);
     T_ASSERT(cg_jscan_get(&js, "mode") == NULL);
     T_ASSERT(cg_jscan_get(&js, "x") == NULL); /* nested keys are not top-level */
