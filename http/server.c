@@ -180,7 +180,6 @@ struct front {
     logged_t *logq; /* exchanges for the pending log at the end of this turn */
     const cg_msg_t **logq_msgs;
     size_t n_logq, cap_logq;
-    cg_buf_t logbatch; /* the turn's CG_STORE_APPEND_LOGGED_BATCH payload (reused) */
     bool log_flushing;
     uint64_t flush_timer;   /* a FLUSH goes to the store when it fires */
     bool flush_out;         /* a FLUSH was sent, its SYNCED not seen yet */
@@ -839,26 +838,6 @@ static void flush_log(void *p)
         f->logq_msgs[i] = f->logq[i].m;
     uint64_t seq0 = 0;
     bool logged = cg_pending_append_batch(f->pending, f->logq_msgs, n, &seq0) == CG_OK;
-    if (logged) {
-        /* One message to the store for the whole write, not one per
-         * exchange: the exchanges' own messages are freed here, on the
-         * thread that made them. */
-        cg_buf_reset(&f->logbatch);
-        for (size_t i = 0; i < n; i++)
-            cg_store_logged_batch_add(&f->logbatch, seq0 + i, f->logq[i].m);
-        cg_msg_t *b = cg_msg_new(CG_STORE_APPEND_LOGGED_BATCH, f->logbatch.data, f->logbatch.len);
-        b->sender = cg_actor_self(f->actor);
-        if (cg_actor_send_lazy(f->store, b) != CG_OK) {
-            /* Durable in the log all the same; the next start applies it. */
-            cg_msg_free(b);
-            cg_warn("http: the store cannot take %zu exchange(s) now; they stay in the pending "
-                    "log",
-                    n);
-        } else if (!f->flush_timer) {
-            f->flush_timer = cg_actor_timer(f->actor, (uint64_t)CG_STORE_FLUSH_MS * 1000000ull, 0,
-                                            flush_cb, NULL);
-        }
-    }
     for (size_t i = 0; i < n; i++) {
         req_t *r = f->logq[i].r;
         cg_msg_t *m = f->logq[i].m;
@@ -870,7 +849,17 @@ static void flush_log(void *p)
             send_for_ack(f, r, m, true);
             continue;
         }
-        cg_msg_free(m);
+        m->type = CG_STORE_APPEND_LOGGED;
+        m->req_id = seq0 + i;
+        if (cg_actor_send_lazy(f->store, m) != CG_OK) {
+            /* Durable in the log all the same; the next start applies it. */
+            cg_msg_free(m);
+            cg_warn("%s: the store cannot take the exchange now; it stays in the pending log",
+                    r ? r->idstr : "(ended request)");
+        } else if (!f->flush_timer) {
+            f->flush_timer = cg_actor_timer(f->actor, (uint64_t)CG_STORE_FLUSH_MS * 1000000ull, 0,
+                                            flush_cb, NULL);
+        }
         if (r)
             finish_held(f, r, true, NULL);
     }
@@ -2157,7 +2146,6 @@ static void front_cleanup(cg_actor_t *a)
     flush_log(f);
     cg_free(f->logq);
     cg_free(f->logq_msgs);
-    cg_buf_free(&f->logbatch);
     cg_free(f->sync_waiters);
     cg_free(f);
     cg_actor_set_state(a, NULL);

@@ -264,34 +264,14 @@ static void zone_put(msgpack_zone *z)
         msgpack_zone_free(z);
 }
 
-static int vunpack(const void *payload, size_t len, cg_msg_view_t *v, const char *fmt, va_list ap);
-
 int cg_msg_unpack(const cg_msg_t *m, cg_msg_view_t *v, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = vunpack(m->payload, m->len, v, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-int cg_msg_unpack_raw(const void *payload, size_t len, cg_msg_view_t *v, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = vunpack(payload, len, v, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-static int vunpack(const void *payload, size_t len, cg_msg_view_t *v, const char *fmt, va_list ap)
 {
     msgpack_unpacked_init(&v->up);
     v->ready = 1;
     v->up.zone = zone_get();
     size_t off = 0;
     msgpack_unpack_return r =
-        msgpack_unpack((const char *)payload, len, &off, v->up.zone, &v->up.data);
+        msgpack_unpack((const char *)m->payload, m->len, &off, v->up.zone, &v->up.data);
     if (r != MSGPACK_UNPACK_SUCCESS) /* incl. trailing bytes: one array, nothing else */
         return CG_EINVAL;
     const msgpack_object *root = &v->up.data;
@@ -299,6 +279,8 @@ static int vunpack(const void *payload, size_t len, cg_msg_view_t *v, const char
         return CG_EINVAL;
 
     int rc = CG_OK;
+    va_list ap;
+    va_start(ap, fmt);
     const msgpack_object *o = root->via.array.ptr;
     for (const char *f = fmt; *f && rc == CG_OK; f++, o++) {
         switch (*f) {
@@ -359,6 +341,7 @@ static int vunpack(const void *payload, size_t len, cg_msg_view_t *v, const char
             cg_assert(!"cg_msg_unpack: unknown format letter");
         }
     }
+    va_end(ap);
     return rc;
 }
 

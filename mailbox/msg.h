@@ -76,9 +76,6 @@ typedef struct cg_msg_view {
  * Returns 0, or CG_EINVAL on a malformed or mistyped payload; the view must be
  * finished with cg_msg_view_done either way. */
 int cg_msg_unpack(const cg_msg_t *m, cg_msg_view_t *v, const char *fmt, ...);
-/* The same for len bytes of payload held elsewhere (a record inside a batch
- * message, a file): strings point into them. */
-int cg_msg_unpack_raw(const void *payload, size_t len, cg_msg_view_t *v, const char *fmt, ...);
 
 /* Bytes from outside the process (a file) that will be unpacked: true when
  * they are one complete msgpack object whose every declared length and

@@ -101,22 +101,16 @@ cg_msg_t *cg_store_append_msg(const cg_store_exchange_t *x)
 
 int cg_store_decode_append(const cg_msg_t *m, cg_msg_view_t *v, cg_store_rec_t *r)
 {
-    return cg_store_decode_append_raw(m->payload, m->len, v, r);
-}
-
-int cg_store_decode_append_raw(const void *payload, size_t len, cg_msg_view_t *v, cg_store_rec_t *r)
-{
     int stateful = 0;
     memset(r, 0, sizeof *r);
-    int rc = cg_msg_unpack_raw(
-        payload, len, v, APPEND_FMT, &r->tenant.p, &r->tenant.n, &r->session_key.p,
-        &r->session_key.n, &stateful, &r->request_id.p, &r->request_id.n, &r->client_api.p,
-        &r->client_api.n, &r->model_asked.p, &r->model_asked.n, &r->model_answered.p,
-        &r->model_answered.n, &r->status.p, &r->status.n, &r->error_class.p, &r->error_class.n,
-        &r->http_status, &r->attempts_json.p, &r->attempts_json.n, &r->prompt_tokens,
-        &r->completion_tokens, &r->cache_read_tokens, &r->cache_write_tokens, &r->cost_usd,
-        &r->ttft_ms, &r->latency_ms, &r->started_ms, &r->finished_ms, &r->messages.p,
-        &r->messages.n, &r->reply.p, &r->reply.n);
+    int rc = cg_msg_unpack(
+        m, v, APPEND_FMT, &r->tenant.p, &r->tenant.n, &r->session_key.p, &r->session_key.n,
+        &stateful, &r->request_id.p, &r->request_id.n, &r->client_api.p, &r->client_api.n,
+        &r->model_asked.p, &r->model_asked.n, &r->model_answered.p, &r->model_answered.n,
+        &r->status.p, &r->status.n, &r->error_class.p, &r->error_class.n, &r->http_status,
+        &r->attempts_json.p, &r->attempts_json.n, &r->prompt_tokens, &r->completion_tokens,
+        &r->cache_read_tokens, &r->cache_write_tokens, &r->cost_usd, &r->ttft_ms, &r->latency_ms,
+        &r->started_ms, &r->finished_ms, &r->messages.p, &r->messages.n, &r->reply.p, &r->reply.n);
     r->stateful = stateful != 0;
     return rc;
 }
@@ -393,25 +387,22 @@ static int on_wal(void *ud, sqlite3 *db, const char *name, int pages)
     return SQLITE_OK;
 }
 
-/* One exchange: an APPEND payload, ACKed to reply_to (req_id) after its
- * commit; logged: in the pending log already (req_id is its sequence
- * number), nobody waits for an ACK, and on any failure below the record
- * stays there for the next start. */
-static void apply_one(store_t *s, const void *payload, size_t len, cg_aid_t reply_to,
-                      uint64_t req_id, bool logged)
+static void handle_append(store_t *s, cg_msg_t *m)
 {
-    if (logged) {
-        if (req_id > s->logged_seq)
-            s->logged_seq = req_id;
-        reply_to = CG_AID_NONE;
+    if (m->type == CG_STORE_APPEND_LOGGED) {
+        /* In the pending log already: nobody waits for an ACK, and on any
+         * failure below the record stays there for the next start. */
+        if (m->req_id > s->logged_seq)
+            s->logged_seq = m->req_id;
+        m->reply_to = CG_AID_NONE;
     }
     cg_msg_view_t v;
     cg_store_rec_t r;
     char err[512];
-    if (cg_store_decode_append_raw(payload, len, &v, &r) != 0) {
+    if (cg_store_decode_append(m, &v, &r) != 0) {
         cg_msg_view_done(&v);
         log_failure(s, "malformed APPEND message", 1);
-        send_ack(s, reply_to, req_id, false, "store: malformed APPEND message");
+        send_ack(s, m->reply_to, m->req_id, false, "store: malformed APPEND message");
         return;
     }
     bool fatal = false;
@@ -421,7 +412,7 @@ static void apply_one(store_t *s, const void *payload, size_t len, cg_aid_t repl
         /* The transaction is gone: everything in it fails with this one. */
         cg_store_writer_rollback(s->w);
         log_hole(s, s->logged_seq > s->applied_seq);
-        push_waiter(&s->pend, &s->npend, &s->cappend, reply_to, req_id);
+        push_waiter(&s->pend, &s->npend, &s->cappend, m->reply_to, m->req_id);
         fail_batch(s, err);
         if (s->commit_timer) {
             cg_actor_timer_cancel(s->a, s->commit_timer);
@@ -431,55 +422,14 @@ static void apply_one(store_t *s, const void *payload, size_t len, cg_aid_t repl
     }
     if (rc != 0) {
         log_failure(s, err, 1);
-        send_ack(s, reply_to, req_id, false, err);
+        send_ack(s, m->reply_to, m->req_id, false, err);
     } else {
-        push_waiter(&s->pend, &s->npend, &s->cappend, reply_to, req_id);
+        push_waiter(&s->pend, &s->npend, &s->cappend, m->reply_to, m->req_id);
     }
     if ((int)s->npend >= s->max_batch)
         commit_now(s);
     else if (s->npend && !s->commit_timer)
         s->commit_timer = cg_actor_timer(s->a, s->window_ns, 0, on_commit_timer, s);
-}
-
-/* ---- logged batches ----
- * A record: an 8-byte sequence number, a 4-byte payload length, the payload
- * (the front's own process writes them: no checksum, host byte order). */
-
-typedef struct batch_hdr {
-    uint64_t seq;
-    uint32_t len;
-} batch_hdr_t;
-
-#define BATCH_HDR (sizeof(uint64_t) + sizeof(uint32_t))
-
-void cg_store_logged_batch_add(cg_buf_t *out, uint64_t seq, const cg_msg_t *m)
-{
-    cg_buf_reserve(out, BATCH_HDR + m->len);
-    cg_buf_append(out, &seq, sizeof seq);
-    uint32_t len = m->len;
-    cg_buf_append(out, &len, sizeof len);
-    cg_buf_append(out, m->payload, m->len);
-}
-
-static void apply_batch(store_t *s, const cg_msg_t *m)
-{
-    size_t off = 0;
-    while (off < m->len) {
-        batch_hdr_t h;
-        if (m->len - off < BATCH_HDR) {
-            log_failure(s, "malformed APPEND batch (a cut record header)", 1);
-            return;
-        }
-        memcpy(&h.seq, m->payload + off, sizeof h.seq);
-        memcpy(&h.len, m->payload + off + sizeof h.seq, sizeof h.len);
-        off += BATCH_HDR;
-        if (h.len > m->len - off) {
-            log_failure(s, "malformed APPEND batch (a record past its end)", 1);
-            return;
-        }
-        apply_one(s, m->payload + off, h.len, CG_AID_NONE, h.seq, true);
-        off += h.len;
-    }
 }
 
 /* ---- retention ---- */
@@ -568,10 +518,7 @@ static void store_handle(cg_actor_t *a, cg_msg_t *m)
     switch (m->type) {
     case CG_STORE_APPEND:
     case CG_STORE_APPEND_LOGGED:
-        apply_one(s, m->payload, m->len, m->reply_to, m->req_id, m->type == CG_STORE_APPEND_LOGGED);
-        break;
-    case CG_STORE_APPEND_LOGGED_BATCH:
-        apply_batch(s, m);
+        handle_append(s, m);
         break;
     case CG_STORE_FLUSH:
         push_waiter(&s->flushers, &s->nflush, &s->capflush, m->reply_to, m->req_id);

@@ -113,9 +113,6 @@ void cg_pending_record(uint64_t seq, const void *payload, size_t len, cg_buf_t *
 /* Decode a CG_STORE_APPEND payload; the strings in r point into m (v must
  * stay alive). 0, or a negative code. */
 int cg_store_decode_append(const cg_msg_t *m, cg_msg_view_t *v, cg_store_rec_t *r);
-/* The same for an APPEND payload of len bytes held elsewhere. */
-int cg_store_decode_append_raw(const void *payload, size_t len, cg_msg_view_t *v,
-                               cg_store_rec_t *r);
 
 /* One retention step in its own transaction (no group transaction may be
  * open): deletes at most `batch` rows among exchanges started before

@@ -30,8 +30,8 @@
  * SQLite before the client's final byte — only durable. For those the front
  * appends the APPEND payload to the pending log (cg_pending_append_batch:
  * one writev(2) per loop turn, no thread hand-off), releases the final byte,
- * and posts the turn's exchanges to the store in one
- * CG_STORE_APPEND_LOGGED_BATCH without waking it. Within
+ * and posts the message to the store as CG_STORE_APPEND_LOGGED without waking
+ * it. Within
  * CG_STORE_FLUSH_MS a CG_STORE_FLUSH wakes the store, which commits
  * everything queued in one transaction (with the log position) and answers
  * CG_STORE_SYNCED; the front then empties the log. Queries wait for SYNCED
@@ -64,11 +64,6 @@ enum {
     /* front -> store: commit what is queued now and answer CG_STORE_SYNCED.
      * No payload. */
     CG_STORE_FLUSH = 303,
-    /* front -> store, lazily: the APPENDs of one pending-log write, as
-     * CG_STORE_APPEND_LOGGED each: one message per loop turn instead of one
-     * per exchange. Payload: records made by cg_store_logged_batch_add.
-     * Never ACKed. */
-    CG_STORE_APPEND_LOGGED_BATCH = 304,
 
     /* store -> owner (req_id copied from the request): [ok b, error s].
      * ok: the exchange is committed. !ok: it is not stored (error says why:
@@ -165,12 +160,6 @@ typedef struct cg_store_exchange {
  * reply_to and sends it with cg_actor_send; on CG_EFULL/CG_ENOENT the exchange
  * is not stored and the front decides by onError, as for a failed ACK. */
 cg_msg_t *cg_store_append_msg(const cg_store_exchange_t *x);
-
-/* The payload of a CG_STORE_APPEND_LOGGED_BATCH: for each exchange, in log
- * order, its sequence number and its APPEND payload (m's). Appended to out;
- * the message is cg_msg_new(CG_STORE_APPEND_LOGGED_BATCH, out.data, out.len).
- * The layout is private to this process (host byte order). */
-void cg_store_logged_batch_add(cg_buf_t *out, uint64_t seq, const cg_msg_t *m);
 
 /* ---- the pending log (pending.c; one writer thread: the front's) ---- */
 

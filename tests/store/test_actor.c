@@ -255,77 +255,6 @@ static void test_logged_appends_and_flush(void)
     fx_end(&f);
 }
 
-/* The APPEND payload of exchange logged-<seq>. */
-static cg_msg_t *logged_msg(uint64_t seq)
-{
-    char req[32];
-    snprintf(req, sizeof req, "logged-%llu", (unsigned long long)seq);
-    cg_store_exchange_t x = exchange_at(req, NULL, cg_wall_ms());
-    return cg_store_append_msg(&x);
-}
-
-/* A turn's logged exchanges in one CG_STORE_APPEND_LOGGED_BATCH: each stored
- * once, none ACKed, the position at the last; then a batch cut short (a
- * record header, a record past the end) stores its whole records and no
- * more, and the store goes on. */
-static void test_logged_batch_message(void)
-{
-    fx_t f = {0};
-    fx_start_owner(&f);
-    fx_start_store(&f);
-    cg_buf_t b = {0};
-    for (uint64_t seq = 1; seq <= 6; seq++) {
-        cg_msg_t *m = logged_msg(seq);
-        cg_store_logged_batch_add(&b, seq, m);
-        cg_msg_free(m);
-    }
-    cg_msg_t *bm = cg_msg_new(CG_STORE_APPEND_LOGGED_BATCH, b.data, b.len);
-    bm->reply_to = f.owner;
-    T_EQ_INT(cg_actor_send_lazy(f.store, bm), 0);
-    send_flush(&f);
-    T_ASSERT(wait_synced(1));
-    pthread_mutex_lock(&C.mu);
-    uint64_t synced = C.synced;
-    size_t acks = C.acks;
-    pthread_mutex_unlock(&C.mu);
-    T_EQ_INT(synced, 6);
-    T_EQ_INT(acks, 0);
-    T_EQ_INT(sql_int(f.path, "SELECT count(*) FROM exchanges WHERE request_id LIKE 'logged-%'"), 6);
-    T_EQ_INT(sql_int(f.path, "SELECT count(DISTINCT request_id) FROM exchanges"), 6);
-
-    /* Two whole records, then 5 bytes of a header; then one whole record and
-     * a header whose length runs past the end. */
-    for (int cut = 0; cut < 2; cut++) {
-        cg_buf_reset(&b);
-        uint64_t first = cut == 0 ? 7 : 9;
-        size_t whole = cut == 0 ? 2 : 1;
-        for (uint64_t seq = first; seq < first + whole; seq++) {
-            cg_msg_t *m = logged_msg(seq);
-            cg_store_logged_batch_add(&b, seq, m);
-            cg_msg_free(m);
-        }
-        size_t keep = b.len;
-        cg_msg_t *m = logged_msg(100 + (uint64_t)cut);
-        cg_store_logged_batch_add(&b, 100 + (uint64_t)cut, m);
-        cg_msg_free(m);
-        size_t cut_len = cut == 0 ? keep + 5 : b.len - 1;
-        bm = cg_msg_new(CG_STORE_APPEND_LOGGED_BATCH, b.data, cut_len);
-        T_EQ_INT(cg_actor_send_lazy(f.store, bm), 0);
-    }
-    send_flush(&f);
-    T_ASSERT(wait_synced(2));
-    pthread_mutex_lock(&C.mu);
-    synced = C.synced;
-    pthread_mutex_unlock(&C.mu);
-    T_EQ_INT(synced, 9);
-    T_EQ_INT(sql_int(f.path, "SELECT count(*) FROM exchanges"), 9);
-    T_EQ_INT(sql_int(f.path, "SELECT count(*) FROM exchanges WHERE request_id IN ('logged-100', "
-                             "'logged-101')"),
-             0);
-    cg_buf_free(&b);
-    fx_end(&f);
-}
-
 static void test_append_and_ack(void)
 {
     fx_t f = {0};
@@ -641,7 +570,6 @@ int main(int argc, char **argv)
         T_RUN(fn);
     RUN(test_append_and_ack);
     RUN(test_logged_appends_and_flush);
-    RUN(test_logged_batch_message);
     RUN(test_group_commit_batches);
     RUN(test_database_failure_acks_error);
     RUN(test_logged_batch_failure_keeps_the_log);
