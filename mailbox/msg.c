@@ -230,9 +230,12 @@ static void zcache_free(void *p)
         msgpack_zone_free(c->z[--c->n]);
 }
 
+static bool zcache_key_ok; /* written once, under zcache_once */
+
 static void zcache_init(void)
 {
-    if (pthread_key_create(&zcache_key, zcache_free) != 0)
+    zcache_key_ok = pthread_key_create(&zcache_key, zcache_free) == 0;
+    if (!zcache_key_ok)
         cg_error("msg: no thread key; view zones are not cached");
 }
 
@@ -256,7 +259,7 @@ static void zone_put(msgpack_zone *z)
         /* First use on this thread: the key's destructor frees the cache
          * when the thread ends. */
         pthread_once(&zcache_once, zcache_init);
-        zcache.keyed = pthread_setspecific(zcache_key, &zcache) == 0;
+        zcache.keyed = zcache_key_ok && pthread_setspecific(zcache_key, &zcache) == 0;
     }
     if (zcache.keyed && zcache.n < ZONE_CACHE)
         zcache.z[zcache.n++] = z;
