@@ -106,7 +106,7 @@ typedef bool (*cg_pending_record_cb)(uint64_t seq, const char *payload, uint32_t
 /* Call cb for each whole, valid record at the start of data, in order; the
  * bytes they take (the rest is not a whole valid record). */
 size_t cg_pending_scan(const char *data, size_t len, cg_pending_record_cb cb, void *ud);
-/* Append one record (header and payload) to out, as cg_pending_append writes
+/* Append one record (header and payload) to out, as cg_pending_append_batch writes
  * it. */
 void cg_pending_record(uint64_t seq, const void *payload, size_t len, cg_buf_t *out);
 

@@ -388,11 +388,6 @@ int cg_pending_append_batch(cg_pending_t *p, const cg_msg_t *const *ms, size_t n
     return CG_OK;
 }
 
-int cg_pending_append(cg_pending_t *p, const cg_msg_t *m, uint64_t *seq)
-{
-    return cg_pending_append_batch(p, &m, 1, seq);
-}
-
 void cg_pending_applied(cg_pending_t *p, uint64_t seq, bool keep_files)
 {
     if (seq > p->applied)

@@ -173,14 +173,11 @@ typedef struct cg_pending cg_pending_t;
 cg_pending_t *cg_pending_open(const char *db_path, char *err, size_t errlen);
 void cg_pending_close(cg_pending_t *p);
 
-/* Append an APPEND message's payload; *seq gets its sequence number. CG_OK,
- * or CG_EIO (logged; nothing of it stays in the file). */
-int cg_pending_append(cg_pending_t *p, const cg_msg_t *m, uint64_t *seq);
-
-/* The same for n messages, in one writev(2) (per 256 records): they get the
- * sequence numbers *first_seq, *first_seq + 1, ... in order. All or nothing:
- * on CG_EIO none of them stays in the file and no number is used. A message
- * that does not fit (cg_pending_fits) fails the whole call. */
+/* Append n APPEND messages' payloads in one writev(2) (per 256 records):
+ * they get the sequence numbers *first_seq, *first_seq + 1, ... in order.
+ * CG_OK, or CG_EIO (logged), all or nothing: none of them stays in the file
+ * and no number is used. A message that does not fit (cg_pending_fits) fails
+ * the whole call. */
 int cg_pending_append_batch(cg_pending_t *p, const cg_msg_t *const *ms, size_t n,
                             uint64_t *first_seq);
 

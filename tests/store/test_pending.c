@@ -60,7 +60,8 @@ static uint64_t append(cg_pending_t *p, int i)
     cg_store_exchange_t x = exchange_at(req, NULL, 1795000000000 + i);
     cg_msg_t *m = cg_store_append_msg(&x);
     uint64_t seq = 0;
-    T_EQ_INT(cg_pending_append(p, m, &seq), CG_OK);
+    const cg_msg_t *one[1] = {m};
+    T_EQ_INT(cg_pending_append_batch(p, one, 1, &seq), CG_OK);
     cg_msg_free(m);
     return seq;
 }
